@@ -1,0 +1,233 @@
+"""The round runner: propose prompts -> sample -> signals -> train -> evaluate, round after round.
+
+Layout: ``<run_dir>/<name>/recipe.yaml`` (resolved), ``round-0/eval`` (the base policy), then for each round k
+``round-k/{prompts,samples,signals,train,eval}/``, and at the end ``metrics.json`` + ``report.html``.
+Every stage ends with a manifest whose key hashes its config and inputs; a rerun skips stages whose manifest
+matches, and sampling writes one part per chunk of prompts, so a killed run resumes where it stopped with no record
+lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from autoalign.errors import UserError
+from autoalign.models.base import Sampling
+from autoalign.recipe import Recipe, save_resolved
+from autoalign.records import Preference, Prompt, Sample, SFTExample, Label, preference_rows, sft_rows
+from autoalign.signals.base import SignalResult
+from autoalign.signals.catalog import build_signal
+from autoalign.store import CachedLM, CallCache, Stage, chunks, hash_json, read_json, read_jsonl, sha256_file, write_json
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A sub-seed for one random choice of the run, a pure function of the recipe seed and where it is used."""
+    return int(hash_json([seed, *map(str, parts)]), 16) % (2**31)
+
+
+def progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+
+
+class Run:
+    """One recipe's run directory and the stages in it."""
+
+    def __init__(self, recipe: Recipe, console: Console | None = None, load_lm: Callable | None = None):
+        from autoalign.models.registry import load_lm as default_load
+
+        self.recipe = recipe
+        self.console = console or Console(stderr=True)
+        self.dir = Path(recipe.run_dir) / recipe.name
+        self.cache = CallCache(Path(recipe.cache_dir) if recipe.cache_dir else self.dir / "cache")
+        self._load_lm = load_lm or default_load
+        self._lm_cache: dict[str, object] = {}
+        self.signals = [
+            build_signal(s.method, s.params, where=f"signals.{i}") for i, s in enumerate(recipe.signals)
+        ]
+
+    # ---- models ---------------------------------------------------------------------------------------------
+    def lm(self, uri: str):
+        if uri not in self._lm_cache:
+            self._lm_cache.clear()  # one policy in memory at a time
+            self._lm_cache[uri] = self._load_lm(uri, batch_size=self.recipe.sampling.batch_size)
+        return self._lm_cache[uri]
+
+    def base_model_path(self) -> Path:
+        lm = self.lm(self.recipe.policy)
+        path = getattr(lm, "path", None)
+        if path is None:
+            raise UserError(f"recipe policy: {self.recipe.policy!r} cannot be trained here (no local weights)")
+        return Path(path)
+
+    # ---- the loop -------------------------------------------------------------------------------------------
+    def execute(self) -> Path:
+        r = self.recipe
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_resolved(r, self.dir / "recipe.yaml")
+        self.console.print(f"[bold]run[/] {r.name} -> {self.dir}  (policy {r.policy}, {r.rounds} rounds)")
+        policy_uri = r.policy
+        rounds = [{"round": 0, "model": policy_uri, "results": self.evaluate(0, policy_uri)}]
+        for k in range(1, r.rounds + 1):
+            prompts = self.propose(k)
+            samples = self.sample(k, policy_uri, prompts)
+            result = self.apply_signals(k, policy_uri, prompts, samples)
+            policy_uri = self.train(k, policy_uri, result)
+            rounds.append({"round": k, "model": policy_uri, "results": self.evaluate(k, policy_uri)})
+        write_json(self.dir / "metrics.json", {"run": r.name, "recipe": r.model_dump(), "rounds": rounds})
+        return self.report()
+
+    def report(self) -> Path:
+        from autoalign.report.html import write_run_report
+
+        path = write_run_report(self.dir)
+        self.console.print(f"[bold green]report[/] {path}")
+        return path
+
+    # ---- stages ---------------------------------------------------------------------------------------------
+    def _round(self, k: int) -> Path:
+        return self.dir / f"round-{k}"
+
+    def propose(self, k: int) -> list[Prompt]:
+        r = self.recipe
+        stage = Stage(self._round(k), "prompts")
+        key = hash_json([r.seed, k, r.prompts.model_dump()])
+        if stage.is_done(key):
+            return stage.read("prompts", Prompt)
+        seed = derive_seed(r.seed, "prompts", k)
+        if r.prompts.source == "lab":
+            from autoalign.lab.prompts import lab_prompts
+
+            prompts = lab_prompts(r.prompts.count, seed=seed, families=r.prompts.families, split="train")
+        else:
+            if not r.prompts.path or not Path(r.prompts.path).is_file():
+                raise UserError(f"recipe prompts.path: file not found: {r.prompts.path}")
+            pool = read_jsonl(r.prompts.path, Prompt)
+            prompts = random.Random(seed).sample(pool, min(r.prompts.count, len(pool)))
+        stage.write("prompts", prompts)
+        stage.finish(key, r.prompts.model_dump(), {}, {"prompts": len(prompts)})
+        return prompts
+
+    def sample(self, k: int, policy_uri: str, prompts: list[Prompt]) -> list[Sample]:
+        r = self.recipe
+        stage = Stage(self._round(k), "samples")
+        policy = self.lm(policy_uri)
+        sampling = Sampling(
+            n=r.sampling.n, temperature=r.sampling.temperature, top_p=r.sampling.top_p,
+            max_new_tokens=r.sampling.max_new_tokens, seed=derive_seed(r.seed, "samples", k),
+        )
+        inputs = {"prompts": sha256_file(self._round(k) / "prompts" / "prompts.jsonl"), "policy": policy.fingerprint()}
+        key = hash_json([r.sampling.model_dump(), sampling.key(), inputs])
+        if stage.is_done(key):
+            return stage.read_parts("samples", Sample)
+        stage.reset_if_stale(key)
+        lm = CachedLM(policy, self.cache)
+        parts = list(chunks(prompts, r.sampling.chunk_prompts))
+        with progress(self.console) as bar:
+            task = bar.add_task(f"round {k}: sampling {len(prompts)}x{r.sampling.n}", total=len(prompts))
+            for index, chunk in parts:
+                if not stage.part_done("samples", index):
+                    outs = lm.generate([p.messages for p in chunk], sampling)
+                    rows = [
+                        Sample(prompt_id=p.id, index=j, text=c.text, model=policy_uri,
+                               finish_reason=c.finish_reason, logprob=c.logprob)
+                        for p, comps in zip(chunk, outs) for j, c in enumerate(comps)
+                    ]
+                    stage.write_part("samples", index, rows)
+                bar.advance(task, len(chunk))
+        samples = stage.read_parts("samples", Sample)
+        stage.finish(key, r.sampling.model_dump(), inputs, {"samples": len(samples), "parts": len(parts),
+                     "cache_hits": lm.hits, "cache_misses": lm.misses})
+        return samples
+
+    def apply_signals(self, k: int, policy_uri: str, prompts: list[Prompt], samples: list[Sample]) -> SignalResult:
+        r = self.recipe
+        stage = Stage(self._round(k), "signals")
+        inputs = {"samples": hash_json([s.model_dump() for s in samples])}
+        key = hash_json([[s.model_dump() for s in r.signals], inputs])
+        if stage.is_done(key):
+            return SignalResult(
+                labels=stage.read("labels", Label), sft=stage.read("sft", SFTExample),
+                preferences=stage.read("preferences", Preference), stats=stage.manifest()["stats"],
+            )
+        merged = SignalResult()
+        stats = {}
+        for cfg, signal in zip(r.signals, self.signals):
+            self.console.print(f"round {k}: signal [bold]{cfg.method}[/]")
+            out = signal(prompts, samples, self.lm(policy_uri))
+            merged.labels.extend(out.labels)
+            merged.sft.extend(out.sft)
+            merged.preferences.extend(out.preferences)
+            stats[cfg.method] = out.stats
+            self.console.print(f"  {len(out.sft)} SFT examples, {len(out.preferences)} pairs  {out.stats}")
+        stage.write("labels", merged.labels)
+        stage.write("sft", merged.sft)
+        stage.write("preferences", merged.preferences)
+        counts = {"labels": len(merged.labels), "sft": len(merged.sft), "preferences": len(merged.preferences)}
+        stage.finish(key, [s.model_dump() for s in r.signals], inputs, counts, extra={"stats": stats})
+        merged.stats = stats
+        return merged
+
+    def train(self, k: int, policy_uri: str, data: SignalResult) -> str:
+        from autoalign.train.run import train_round
+
+        r = self.recipe
+        stage = Stage(self._round(k), "train")
+        sft, prefs = sft_rows(data.sft), preference_rows(data.preferences)
+        inputs = {"policy": self.lm(policy_uri).fingerprint(), "sft": hash_json(sft), "preferences": hash_json(prefs)}
+        key = hash_json([r.train.model_dump(), r.seed, k, inputs])
+        model_dir = stage.dir / "model"
+        if stage.is_done(key):
+            return stage.manifest()["policy"]
+        policy_path = Path(getattr(self.lm(policy_uri), "path"))
+        self._lm_cache.clear()  # free the sampler's copy before training
+        self.console.print(f"round {k}: training ({r.train.method}) on {len(sft)} SFT examples, {len(prefs)} pairs")
+        metrics = train_round(
+            policy_path, sft, prefs, stage.dir, r.train, seed=derive_seed(r.seed, "train", k)
+        )
+        new_uri = f"hf:{model_dir.resolve()}" if metrics.get("trained") else policy_uri
+        stage.finish(key, r.train.model_dump(), inputs, {"sft": len(sft), "preferences": len(prefs)},
+                     extra={"policy": new_uri, "metrics": metrics})
+        return new_uri
+
+    def evaluate(self, k: int, policy_uri: str) -> list[dict]:
+        r = self.recipe
+        stage = Stage(self._round(k), "eval")
+        lm = self.lm(policy_uri)
+        inputs = {"policy": lm.fingerprint()}
+        key = hash_json([r.eval.model_dump(), inputs])
+        if stage.is_done(key):
+            return read_json(stage.dir / "results.json")
+        self.console.print(f"round {k}: evaluating {policy_uri} on {', '.join(r.eval.suites)}")
+        results = evaluate_suites(CachedLM(lm, self.cache), r.eval)
+        dumped = [res.model_dump() for res in results]
+        write_json(stage.dir / "results.json", dumped)
+        stage.finish(key, r.eval.model_dump(), inputs, {"suites": len(results)})
+        for res in results:
+            for name in ("helpful", "harmless", "honest", "composite"):
+                if name in res.metrics:
+                    m = res.metrics[name]
+                    self.console.print(f"  {res.suite}.{name} = {m.value:.3f} [{m.lo:.3f}, {m.hi:.3f}] (n={m.n})")
+        return dumped
+
+
+def evaluate_suites(lm, cfg) -> list:
+    """The lab suite directly; any other suite through the public-benchmark runner (imported lazily)."""
+    results = []
+    others = [s for s in cfg.suites if s != "lab"]
+    if "lab" in cfg.suites:
+        from autoalign.evaluate.lab_suite import evaluate_lab
+
+        results.append(evaluate_lab(lm, per_family=cfg.per_family, seed=cfg.seed, max_new_tokens=cfg.max_new_tokens))
+    if others:
+        from autoalign.evaluate.runner import run_suites
+
+        results.extend(run_suites(lm, others, limit=cfg.limit, data_dir=None, seed=cfg.seed))
+    return results

@@ -1,0 +1,208 @@
+"""Hugging Face transformers provider: batched, seeded sampling and one-pass continuation log-probs.
+
+Sampling is reproducible per (seed, prompt, sample index) whatever the batch layout: each row gets its own
+``torch.Generator`` and the sample is drawn by the Gumbel-max trick (argmax of logits + Gumbel noise is an exact
+draw from the softmax), applied as a logits processor on top of transformers' own temperature and top-p warpers
+and greedy search. A resumed run or a cache hit therefore yields exactly the text a fresh run would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from autoalign.errors import UserError
+from autoalign.models.base import Completion, Prompt, Sampling, row_seed
+
+
+class _SeededGumbel(LogitsProcessor):
+    """Adds Gumbel(0, 1) noise drawn from one generator per row; greedy search then samples exactly."""
+
+    def __init__(self, seeds: list[int]):
+        self.generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        vocab = scores.shape[-1]
+        u = torch.stack([torch.rand(vocab, generator=g, dtype=torch.float64) for g in self.generators])
+        gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1.0 - 1e-16)))
+        return scores + gumbel.to(device=scores.device, dtype=scores.dtype)
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class HFModel:
+    """A causal LM from a Hugging Face directory or hub id (local files only unless the user allows downloads)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        uri: str | None = None,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        batch_size: int = 64,
+        trust_remote_code: bool = False,
+        model=None,
+        tokenizer=None,
+    ):
+        self.path = str(path)
+        self.uri = uri or f"hf:{self.path}"
+        self.device = device or default_device()
+        self.batch_size = batch_size
+        if dtype is None:
+            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        try:
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+            self.model = model or AutoModelForCausalLM.from_pretrained(
+                self.path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            )
+        except (OSError, ValueError) as exc:
+            raise UserError(f"model {self.uri}: cannot load from {self.path}: {str(exc).splitlines()[0]}") from exc
+        self.model.to(self.device).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._fingerprint: str | None = None
+
+    # ---- identity -------------------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """sha256 over the directory's config, tokenizer and weight files (weights by size + head/tail bytes)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(self.uri.encode())
+            root = Path(self.path)
+            if root.is_dir():
+                for f in sorted(root.iterdir()):
+                    if not f.is_file():
+                        continue
+                    h.update(f.name.encode())
+                    size = f.stat().st_size
+                    h.update(str(size).encode())
+                    with open(f, "rb") as fh:
+                        if size <= 64 << 20:
+                            h.update(fh.read())
+                        else:
+                            h.update(fh.read(1 << 20))
+                            fh.seek(size - (1 << 20))
+                            h.update(fh.read())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    # ---- text -----------------------------------------------------------------------------------------------
+    def render(self, prompt: Prompt) -> str:
+        """Chat messages through the tokenizer's chat template (with generation prompt); raw text unchanged."""
+        if isinstance(prompt, str):
+            return prompt
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def _encode_prompt(self, prompt: Prompt) -> list[int]:
+        # A chat template writes its own special tokens; raw text gets the tokenizer's usual ones (e.g. BOS).
+        return self.tokenizer(self.render(prompt), add_special_tokens=isinstance(prompt, str))["input_ids"]
+
+    # ---- generation -----------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
+        rows = [(i, j) for i in range(len(prompts)) for j in range(sampling.n)]
+        encoded = [self._encode_prompt(p) for p in prompts]
+        # Batch rows of similar prompt length together to waste less compute on padding.
+        order = sorted(range(len(rows)), key=lambda r: (len(encoded[rows[r][0]]), r))
+        out: list[list[Completion | None]] = [[None] * sampling.n for _ in prompts]
+        for start in range(0, len(order), self.batch_size):
+            chunk = [rows[r] for r in order[start : start + self.batch_size]]
+            completions = self._generate_rows(
+                [encoded[i] for i, _ in chunk],
+                [row_seed(sampling.seed, prompts[i], j) for i, j in chunk],
+                sampling,
+            )
+            for (i, j), c in zip(chunk, completions):
+                out[i][j] = c
+        return out  # type: ignore[return-value]
+
+    def _generate_rows(self, ids: list[list[int]], seeds: list[int], sampling: Sampling) -> list[Completion]:
+        tok = self.tokenizer
+        width = max(len(x) for x in ids)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+        attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        processors = LogitsProcessorList()
+        if sampling.temperature > 0:
+            if sampling.temperature != 1.0:
+                processors.append(TemperatureLogitsWarper(sampling.temperature))
+            if sampling.top_p < 1.0:
+                processors.append(TopPLogitsWarper(sampling.top_p))
+            processors.append(_SeededGumbel(seeds))
+        config = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=sampling.max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=tok.eos_token_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
+        result = self.model.generate(
+            input_ids=input_ids, attention_mask=attention, generation_config=config, logits_processor=processors
+        )
+        new = result.sequences[:, width:]
+        logps = torch.stack(result.logits, dim=1).float().log_softmax(-1)  # [rows, steps, vocab], untempered
+        token_logps = logps.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        completions = []
+        for r in range(len(ids)):
+            tokens = new[r].tolist()
+            finish = "length"
+            if tok.eos_token_id in tokens:
+                tokens = tokens[: tokens.index(tok.eos_token_id)]
+                finish = "stop"
+            text = tok.decode(tokens, skip_special_tokens=True)
+            for stop in sampling.stop:
+                if stop in text:
+                    text, finish = text[: text.index(stop)], "stop"
+            completions.append(
+                Completion(
+                    text=text,
+                    finish_reason=finish,
+                    logprob=float(token_logps[r, : len(tokens)].sum()),
+                    num_tokens=len(tokens),
+                )
+            )
+        return completions
+
+    # ---- scoring --------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[float]:
+        if len(prompts) != len(continuations):
+            raise ValueError("logprobs: prompts and continuations must have the same length")
+        pairs = []
+        for p, c in zip(prompts, continuations):
+            head = self._encode_prompt(p)
+            tail = self.tokenizer(c, add_special_tokens=False)["input_ids"]
+            pairs.append((head, tail))
+        scores: list[float] = []
+        for start in range(0, len(pairs), self.batch_size):
+            scores.extend(self._score(pairs[start : start + self.batch_size]))
+        return scores
+
+    def _score(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
+        seqs = [h + t for h, t in pairs]
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+        attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
+        logits = self.model(input_ids=input_ids, attention_mask=attention).logits.float()
+        logps = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        out = []
+        for r, (head, tail) in enumerate(pairs):
+            # Token t of the sequence is predicted at position t - 1.
+            out.append(float(logps[r, len(head) - 1 : len(head) - 1 + len(tail)].sum()))
+        return out

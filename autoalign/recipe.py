@@ -1,0 +1,171 @@
+"""Recipes: pydantic models of a run, loaded from YAML with dotted ``key.sub=value`` overrides.
+
+The config is parsed once, here, at the edge; everything below takes plain arguments. Every field is strict
+(unknown keys are errors) so a typo fails loudly with the field's dotted name, never silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from autoalign.errors import UserError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromptsConfig(Strict):
+    """Where each round's prompts come from: the lab's task families, or a JSONL file of ``records.Prompt``."""
+
+    source: Literal["lab", "file"] = "lab"
+    count: int = Field(200, ge=1)
+    families: list[str] | None = None
+    path: str | None = None
+
+
+class SamplingConfig(Strict):
+    n: int = Field(8, ge=1)
+    temperature: float = Field(0.8, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(64, ge=1)
+    chunk_prompts: int = Field(32, ge=1)  # prompts per written part: the unit of resume
+
+
+class SignalConfig(Strict):
+    """One signal: ``method`` names it (see ``autoalign.signals.catalog``), ``params`` are its constructor args."""
+
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LoraConfig(Strict):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: str | list[str] = "all-linear"
+
+
+class TrainConfig(Strict):
+    """``method``: sft on the signals' SFT examples, dpo on their preference pairs, or sft then dpo."""
+
+    method: Literal["sft", "dpo", "sft+dpo"] = "sft"
+    epochs: float = Field(2.0, gt=0)
+    learning_rate: float = Field(5e-4, gt=0)
+    dpo_learning_rate: float = Field(1e-4, gt=0)
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(256, ge=16)
+    beta: float = Field(0.1, gt=0)
+    dpo_loss: str = "sigmoid"
+    lora: LoraConfig | None = None
+    launcher: Literal["inline", "accelerate"] = "inline"
+    num_processes: int = Field(1, ge=1)
+
+
+class EvalConfig(Strict):
+    suites: list[str] = Field(default_factory=lambda: ["lab"])
+    per_family: int = Field(30, ge=1)
+    limit: int | None = None
+    seed: int = 1234
+    max_new_tokens: int = Field(48, ge=1)
+
+
+class Recipe(Strict):
+    name: str
+    seed: int = 0
+    policy: str = "lab:small"
+    rounds: int = Field(2, ge=1)
+    run_dir: str = "runs"
+    cache_dir: str | None = None  # default: <run_dir>/<name>/cache
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    signals: list[SignalConfig] = Field(default_factory=list)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("signals")
+    @classmethod
+    def _at_least_one(cls, v: list[SignalConfig]) -> list[SignalConfig]:
+        if not v:
+            raise ValueError("a recipe needs at least one signal")
+        return v
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Set ``a.b.c=value`` in nested dicts; the value is parsed as YAML (``3`` -> int, ``[a, b]`` -> list).
+    Integers index into lists (``signals.0.params.k=4``)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"override {override!r}: expected key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise UserError(f"override {key}: {'.'.join(parts[: i + 1])} is not a valid list index")
+            node = node[int(part)]
+        else:
+            if part not in node or node[part] is None:
+                node[part] = [] if nxt.isdigit() else {}
+            node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise UserError(f"override {key}: {last} is not a valid list index")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    extra = f" (got {first.get('input')!r})" if first["type"] != "missing" and not isinstance(first.get("input"), dict) else ""
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"recipe {source}: {loc}: {first['msg']}{extra}{more}"
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] = (), data: dict | None = None) -> Recipe:
+    """Load a recipe from YAML (or ``data``), apply overrides, validate. Raises UserError with one line."""
+    source = str(path) if path is not None else "<built-in>"
+    if data is None:
+        p = Path(path)  # type: ignore[arg-type]
+        if not p.is_file():
+            raise UserError(f"recipe {source}: file not found")
+        try:
+            data = yaml.safe_load(p.read_text("utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise UserError(f"recipe {source}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"recipe {source}: expected a mapping at the top level, got {type(data).__name__}")
+    data = json.loads(json.dumps(data))  # deep copy
+    for o in overrides:
+        apply_override(data, o)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        raise UserError(_describe(err, source)) from None
+
+
+def save_resolved(recipe: Recipe, path: Path) -> None:
+    from autoalign.store import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(recipe.model_dump(), sort_keys=False))

@@ -1,0 +1,98 @@
+"""Typed records that flow between stages, and the TRL dataset views built from them.
+
+Records are pydantic models stored as JSON lines. A ``Prompt`` carries what a policy may see (and, for
+verifiable tasks, the *environment* a signal may execute: a calculator expression, unit tests): never the lab's
+ground-truth answer, which only ``autoalign.evaluate`` reads through the oracle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Axis = Literal["helpful", "harmless", "honest"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Prompt(Record):
+    """A task for the policy. ``env`` describes a tool the environment exposes for this task, for example
+    ``{"kind": "calc", "expr": "23 + 58"}`` or ``{"kind": "python_tests", "entry_point": "f", "tests": [...]}``."""
+
+    id: str
+    messages: list[dict[str, str]]
+    source: str = "lab"
+    axis: Axis | None = None
+    family: str | None = None
+    env: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        return self.messages[-1]["content"]
+
+
+class Sample(Record):
+    """One response of a policy to a prompt."""
+
+    prompt_id: str
+    index: int
+    text: str
+    model: str
+    finish_reason: str = "stop"
+    logprob: float | None = None
+
+
+class Label(Record):
+    """Feedback on one sample from one signal: a verdict (``correct``, ``majority``, ``refusal`` ...) and a score."""
+
+    prompt_id: str
+    sample_index: int
+    signal: str
+    verdict: str
+    score: float
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class SFTExample(Record):
+    """A conversation to imitate; TRL's ``messages`` format."""
+
+    prompt_id: str
+    messages: list[dict[str, str]]
+    signal: str
+    weight: float = 1.0
+
+
+class Preference(Record):
+    """A preference pair; TRL's conversational ``prompt/chosen/rejected`` format."""
+
+    prompt_id: str
+    prompt: list[dict[str, str]]
+    chosen: str
+    rejected: str
+    signal: str
+    margin: float = 1.0
+
+
+def stable_id(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def sft_rows(examples: list[SFTExample]) -> list[dict]:
+    """TRL SFT view: ``{"messages": [...]}`` rows."""
+    return [{"messages": e.messages} for e in examples]
+
+
+def preference_rows(prefs: list[Preference]) -> list[dict]:
+    """TRL DPO view, conversational: ``{"prompt": [msgs], "chosen": [assistant], "rejected": [assistant]}``."""
+    return [
+        {
+            "prompt": p.prompt,
+            "chosen": [{"role": "assistant", "content": p.chosen}],
+            "rejected": [{"role": "assistant", "content": p.rejected}],
+        }
+        for p in prefs
+    ]

@@ -1,0 +1,1 @@
+"""Signals from the environment source."""

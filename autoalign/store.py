@@ -1,0 +1,275 @@
+"""The one place that touches disk: atomic writes, JSON-lines parts, stage manifests and the model-call cache.
+
+Atomic means write to a temp file in the same directory, fsync, rename, fsync the directory: a reader sees the old
+file or the new one, never half of one, and a killed process leaves at most a stray ``.tmp`` file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
+
+from pydantic import BaseModel
+
+from autoalign.models.base import Completion, Prompt, Sampling, prompt_key
+
+T = TypeVar("T", bound=BaseModel)
+
+
+# ---- atomic files -----------------------------------------------------------------------------------------------
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text("utf-8"))
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[BaseModel | dict]) -> int:
+    lines = [
+        (r.model_dump_json() if isinstance(r, BaseModel) else json.dumps(r, sort_keys=True, ensure_ascii=False))
+        for r in rows
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def read_jsonl(path: str | os.PathLike, model: type[T] | None = None) -> list:
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                out.append(model.model_validate_json(line) if model else json.loads(line))
+    return out
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_json(obj: Any) -> str:
+    return sha256_text(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str))[:16]
+
+
+# ---- stages -----------------------------------------------------------------------------------------------------
+class Stage:
+    """``runs/<run>/round-<k>/<stage>/``: outputs written in numbered parts, then a manifest that marks it done.
+
+    The manifest records the stage's config hash and input hashes; ``is_done(key)`` is true only when a manifest
+    exists with the same key, so a changed recipe or changed inputs rerun the stage. Parts are written atomically
+    one chunk at a time, so a killed stage resumes from its last complete part without losing or duplicating a
+    record (``part_done`` / ``read_parts``).
+    """
+
+    MANIFEST = "manifest.json"
+
+    def __init__(self, root: str | os.PathLike, name: str):
+        self.dir = Path(root) / name
+        self.name = name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._started = time.monotonic()
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / self.MANIFEST
+
+    def manifest(self) -> dict | None:
+        return read_json(self.manifest_path) if self.manifest_path.exists() else None
+
+    def is_done(self, key: str) -> bool:
+        m = self.manifest()
+        return m is not None and m.get("key") == key
+
+    def reset_if_stale(self, key: str) -> None:
+        """Drop parts written under another key (a changed recipe or input) so they are not mixed in."""
+        marker = self.dir / ".key"
+        if marker.exists() and marker.read_text() != key:
+            for f in self.dir.iterdir():
+                if f.is_file():
+                    f.unlink()
+        if not marker.exists():
+            atomic_write_text(marker, key)
+
+    def part_path(self, kind: str, index: int) -> Path:
+        return self.dir / f"{kind}-{index:05d}.jsonl"
+
+    def part_done(self, kind: str, index: int) -> bool:
+        return self.part_path(kind, index).exists()
+
+    def write_part(self, kind: str, index: int, rows: Sequence[BaseModel | dict]) -> None:
+        write_jsonl(self.part_path(kind, index), rows)
+
+    def read_parts(self, kind: str, model: type[T] | None = None) -> list:
+        rows: list = []
+        for p in sorted(self.dir.glob(f"{kind}-*.jsonl")):
+            rows.extend(read_jsonl(p, model))
+        return rows
+
+    def write(self, kind: str, rows: Sequence[BaseModel | dict]) -> None:
+        write_jsonl(self.dir / f"{kind}.jsonl", rows)
+
+    def read(self, kind: str, model: type[T] | None = None) -> list:
+        return read_jsonl(self.dir / f"{kind}.jsonl", model)
+
+    def finish(self, key: str, config: dict, inputs: dict[str, str], counts: dict[str, int], extra: dict | None = None):
+        """Write the manifest last: its presence (with this key) is what marks the stage done."""
+        outputs = {
+            f.name: sha256_file(f)
+            for f in sorted(self.dir.iterdir())
+            if f.is_file() and f.suffix in {".jsonl", ".json"} and f.name != self.MANIFEST
+        }
+        write_json(
+            self.manifest_path,
+            {
+                "stage": self.name,
+                "key": key,
+                "config_hash": hash_json(config),
+                "config": config,
+                "inputs": inputs,
+                "outputs": outputs,
+                "counts": counts,
+                "seconds": round(time.monotonic() - self._started, 3),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **(extra or {}),
+            },
+        )
+
+
+def chunks(items: Sequence, size: int) -> Iterator[tuple[int, Sequence]]:
+    for index, start in enumerate(range(0, len(items), size)):
+        yield index, items[start : start + size]
+
+
+# ---- call cache -------------------------------------------------------------------------------------------------
+class CallCache:
+    """Model calls keyed by (model fingerprint, prompt, sampling, seed) in SQLite (WAL, one file per directory).
+
+    Safe for concurrent processes and killed runs: each put is its own committed transaction.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.path = Path(directory) / "calls.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @staticmethod
+    def key(kind: str, fingerprint: str, prompt: Prompt, extra: str) -> str:
+        return sha256_text("\x00".join([kind, fingerprint, prompt_key(prompt), extra]))
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        conn = self._conn()
+        for start in range(0, len(keys), 500):
+            batch = list(keys[start : start + 500])
+            marks = ",".join("?" * len(batch))
+            for k, v in conn.execute(f"SELECT key, value FROM calls WHERE key IN ({marks})", batch):
+                found[k] = json.loads(v)
+        return found
+
+    def put_many(self, items: dict[str, Any]) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in items.items()],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def __len__(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+
+
+class CachedLM:
+    """Wraps any LM: answers cached calls from the cache and sends only the misses to the model."""
+
+    def __init__(self, lm, cache: CallCache):
+        self.lm = lm
+        self.cache = cache
+        self.uri = lm.uri
+        self.hits = 0
+        self.misses = 0
+
+    def fingerprint(self) -> str:
+        return self.lm.fingerprint()
+
+    def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
+        fp, extra = self.fingerprint(), sampling.key()
+        keys = [CallCache.key("generate", fp, p, extra) for p in prompts]
+        found = self.cache.get_many(keys)
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        self.hits += len(prompts) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = self.lm.generate([prompts[i] for i in missing], sampling)
+            self.cache.put_many({keys[i]: [c.__dict__ for c in comps] for i, comps in zip(missing, fresh)})
+            for i, comps in zip(missing, fresh):
+                found[keys[i]] = [c.__dict__ for c in comps]
+        return [[Completion(**c) for c in found[k]] for k in keys]
+
+    def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[float]:
+        fp = self.fingerprint()
+        keys = [CallCache.key("logprobs", fp, p, c) for p, c in zip(prompts, continuations)]
+        found = self.cache.get_many(keys)
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        if missing:
+            fresh = self.lm.logprobs([prompts[i] for i in missing], [continuations[i] for i in missing])
+            self.cache.put_many({keys[i]: v for i, v in zip(missing, fresh)})
+            found.update({keys[i]: v for i, v in zip(missing, fresh)})
+        return [found[k] for k in keys]
+
+    def __getattr__(self, name):
+        return getattr(self.lm, name)

@@ -1,0 +1,75 @@
+"""What SFT and DPO share: loading a policy directory, LoRA, saving a plain Hugging Face directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def load_policy(model_path: str | Path):
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype, use_safetensors=True)
+    return model, tokenizer
+
+
+def peft_config(lora: dict | None):
+    """A PEFT LoraConfig from plain values, or None for full fine-tuning."""
+    if not lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"],
+        task_type="CAUSAL_LM",
+    )
+
+
+def save_policy(model, tokenizer, out_dir: str | Path) -> Path:
+    """Save merged weights (LoRA folded in) as safetensors, atomically: build beside, then rename."""
+    out_dir = Path(out_dir)
+    if int(os.environ.get("RANK", "0")) != 0:  # under accelerate, rank 0 alone writes the policy
+        return out_dir
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model = model.to(torch.float32) if not torch.cuda.is_available() else model
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def common_args(out_dir: Path, seed: int, epochs: float, lr: float, batch_size: int, grad_accum: int) -> dict:
+    """TrainingArguments shared by every trainer: seeded, no checkpoints or trackers, CPU fp32 / GPU bf16."""
+    return dict(
+        output_dir=str(out_dir),
+        seed=seed,
+        data_seed=seed,
+        num_train_epochs=epochs,
+        learning_rate=lr,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        logging_steps=5,
+        save_strategy="no",
+        report_to=[],
+        bf16=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )

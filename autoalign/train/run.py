@@ -1,0 +1,85 @@
+"""One round's training: SFT, DPO, or SFT then DPO, in this process or under ``accelerate launch``.
+
+Under ``launcher: accelerate`` the same code runs in N processes (DDP on GPUs, gloo on CPU; DeepSpeed / FSDP
+through an accelerate config file passed as ``ACCELERATE_CONFIG_FILE``), which TRL supports natively.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from autoalign.errors import UserError
+from autoalign.store import write_json
+
+
+def _train_inline(spec: dict) -> dict:
+    from autoalign.train.dpo import train_dpo
+    from autoalign.train.sft import train_sft
+
+    cfg, out = spec["train"], Path(spec["out_dir"])
+    method, policy = cfg["method"], spec["policy"]
+    sft = [json.loads(x) for x in Path(spec["sft_path"]).read_text().splitlines() if x.strip()]
+    prefs = [json.loads(x) for x in Path(spec["dpo_path"]).read_text().splitlines() if x.strip()]
+    common = dict(seed=spec["seed"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                  grad_accum=cfg["grad_accum"], max_length=cfg["max_length"], lora=cfg["lora"])
+    metrics: dict = {"trained": False}
+    if method in ("sft", "sft+dpo") and sft:
+        metrics["sft"] = train_sft(policy, sft, out / "sft", learning_rate=cfg["learning_rate"], **common)
+        policy, metrics["trained"] = str(out / "sft" / "model"), True
+    if method in ("dpo", "sft+dpo") and prefs:
+        metrics["dpo"] = train_dpo(policy, prefs, out / "dpo", learning_rate=cfg["dpo_learning_rate"],
+                                   beta=cfg["beta"], loss_type=cfg["dpo_loss"], **common)
+        policy, metrics["trained"] = str(out / "dpo" / "model"), True
+    metrics["policy_dir"] = policy
+    return metrics
+
+
+def train_round(policy_path: Path, sft: list[dict], prefs: list[dict], stage_dir: Path, cfg, seed: int) -> dict:
+    """Train on this round's data; the final policy is linked at ``stage_dir/model``. Returns metrics."""
+    stage_dir = Path(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train_sft.jsonl", sft), ("train_dpo.jsonl", prefs)):
+        (stage_dir / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {
+        "policy": str(policy_path), "out_dir": str(stage_dir), "seed": seed, "train": cfg.model_dump(),
+        "sft_path": str(stage_dir / "train_sft.jsonl"), "dpo_path": str(stage_dir / "train_dpo.jsonl"),
+    }
+    if cfg.launcher == "accelerate":
+        spec_path = stage_dir / "spec.json"
+        write_json(spec_path, spec)
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(cfg.num_processes)]
+        if not os.environ.get("ACCELERATE_CONFIG_FILE"):
+            cmd += ["--num_machines", "1", "--mixed_precision", "no"]
+            if cfg.num_processes > 1:
+                cmd += ["--multi_gpu"] if _has_cuda() else []
+        cmd += ["-m", "autoalign.train.run", str(spec_path)]
+        proc = subprocess.run(cmd, env={**os.environ, "AUTOALIGN_TRAIN_WORKER": "1"})
+        if proc.returncode != 0:
+            raise UserError(f"training under accelerate failed with exit code {proc.returncode} (see log above)")
+        metrics = json.loads((stage_dir / "train_metrics.json").read_text())
+    else:
+        metrics = _train_inline(spec)
+    final = stage_dir / "model"
+    if metrics["trained"]:
+        src = Path(metrics["policy_dir"])
+        if final.is_symlink() or final.exists():
+            final.unlink()
+        final.symlink_to(src.relative_to(stage_dir))
+    return metrics
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+if __name__ == "__main__":  # the worker entry point under accelerate launch
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    result = _train_inline(spec)
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_json(Path(spec["out_dir"]) / "train_metrics.json", result)
