@@ -69,9 +69,11 @@ def eval_(
     seed: int = 1234,
 ):
     """Evaluate a model on 3H suites and write an HTML report."""
-    from autoalign.models.registry import load_lm
+    from autoalign.models.registry import check_uri, load_lm
     from autoalign.store import CachedLM, CallCache, write_json
 
+    for uri in filter(None, (model, judge, reference)):
+        check_uri(uri)
     lm = CachedLM(load_lm(model), CallCache(out / "cache"))
     suites = [s for x in suite for s in x.split(",") if s]
     results = []
@@ -99,10 +101,10 @@ def eval_(
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory holding metrics.json")]):
     """(Re)write a run's HTML report from its metrics.json."""
-    from autoalign.report.html import write_run_report
-
     if not (run_dir / "metrics.json").is_file():
         raise UserError(f"run directory {run_dir}: no metrics.json (has the run finished?)")
+    from autoalign.report.html import write_run_report
+
     console.print(f"[bold green]report[/] {write_run_report(run_dir)}")
 
 

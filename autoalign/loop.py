@@ -41,8 +41,9 @@ class Run:
     """One recipe's run directory and the stages in it."""
 
     def __init__(self, recipe: Recipe, console: Console | None = None, load_lm: Callable | None = None):
-        from autoalign.models.registry import load_lm as default_load
+        from autoalign.models.registry import check_uri, load_lm as default_load
 
+        check_uri(recipe.policy)
         self.recipe = recipe
         self.console = console or Console(stderr=True)
         self.dir = Path(recipe.run_dir) / recipe.name

@@ -11,30 +11,39 @@ from autoalign.errors import UserError
 SCHEMES = ("hf", "lab", "openai", "vllm")
 
 
-def load_lm(uri: str, **options):
-    """Return an object implementing ``autoalign.models.base.LM`` for ``uri``."""
+LAB_NAMES = ("tiny", "small")
+
+
+def check_uri(uri: str) -> tuple[str, str]:
+    """Validate a URI without loading anything; returns (scheme, rest). Cheap enough to run before a long job."""
     scheme, sep, rest = uri.partition(":")
     if not sep or not rest:
         if Path(uri).is_dir():  # a bare Hugging Face directory is accepted as hf:
-            scheme, rest = "hf", uri
-        else:
-            raise UserError(f"model URI {uri!r}: expected one of {', '.join(s + ':...' for s in SCHEMES)}")
+            return "hf", uri
+        raise UserError(f"model URI {uri!r}: expected one of {', '.join(s + ':...' for s in SCHEMES)}")
+    if scheme not in SCHEMES:
+        raise UserError(f"model URI {uri!r}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+    if scheme == "hf" and not Path(os.path.expanduser(rest)).is_dir():
+        raise UserError(
+            f"model URI {uri!r}: {os.path.expanduser(rest)} is not a directory (downloads from a hub are off; "
+            "give a local Hugging Face model directory)"
+        )
+    if scheme == "lab" and rest not in LAB_NAMES:
+        raise UserError(f"model URI {uri!r}: unknown lab model {rest!r} (known: {', '.join(LAB_NAMES)})")
+    return scheme, rest
+
+
+def load_lm(uri: str, **options):
+    """Return an object implementing ``autoalign.models.base.LM`` for ``uri``."""
+    scheme, rest = check_uri(uri)
     if scheme == "hf":
         from autoalign.models.hf import HFModel
 
-        path = os.path.expanduser(rest)
-        if not Path(path).is_dir():
-            raise UserError(
-                f"model URI {uri!r}: {path} is not a directory (downloads from a hub are off; "
-                "give a local Hugging Face model directory)"
-            )
-        return HFModel(path, uri=uri, **options)
+        return HFModel(os.path.expanduser(rest), uri=uri, **options)
     if scheme == "lab":
-        from autoalign.lab.pretrain import LAB_SIZES, ensure_lab_model
+        from autoalign.lab.pretrain import ensure_lab_model
         from autoalign.models.hf import HFModel
 
-        if rest not in LAB_SIZES:
-            raise UserError(f"model URI {uri!r}: unknown lab model {rest!r} (known: {', '.join(LAB_SIZES)})")
         return HFModel(ensure_lab_model(rest), uri=uri, **options)
     if scheme == "openai":
         from autoalign.models.openai_provider import OpenAIModel
@@ -44,4 +53,4 @@ def load_lm(uri: str, **options):
         from autoalign.models.vllm_provider import VLLMModel
 
         return VLLMModel.from_uri(uri, **options)
-    raise UserError(f"model URI {uri!r}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+    raise AssertionError(scheme)
