@@ -73,3 +73,18 @@ def common_args(out_dir: Path, seed: int, epochs: float, lr: float, batch_size: 
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
+
+
+def to_dataset(rows: list[dict], directory: Path):
+    """A datasets.Dataset backed by an Arrow file in ``directory`` (one per rank).
+
+    An in-memory dataset keeps its cache in a per-process temp dir; TRL's precomputed reference log-probs are
+    cached beside the dataset's file and read back by every rank, so under ``accelerate launch`` the dataset must
+    live in a directory all ranks share.
+    """
+    from datasets import Dataset
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rank = int(os.environ.get("RANK", "0"))
+    return Dataset.from_list(rows).flatten_indices(cache_file_name=str(directory / f"data-rank{rank}.arrow"))

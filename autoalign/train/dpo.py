@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
-from autoalign.train.common import common_args, load_policy, peft_config, save_policy
+from autoalign.train.common import common_args, load_policy, peft_config, save_policy, to_dataset
 
 
 def train_dpo(
@@ -43,7 +42,7 @@ def train_dpo(
         model=model,
         ref_model=None,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=to_dataset(rows, out_dir / "data"),
         processing_class=tokenizer,
         peft_config=peft_config(lora),
     )

@@ -55,7 +55,8 @@ def train_round(policy_path: Path, sft: list[dict], prefs: list[dict], stage_dir
         if not os.environ.get("ACCELERATE_CONFIG_FILE"):
             cmd += ["--num_machines", "1", "--mixed_precision", "no"]
             if cfg.num_processes > 1:
-                cmd += ["--multi_gpu"] if _has_cuda() else []
+                # accelerate's multi-process launcher is torchrun: on CPU the process group runs over gloo
+                cmd += ["--multi_gpu"]
         cmd += ["-m", "autoalign.train.run", str(spec_path)]
         proc = subprocess.run(cmd, env={**os.environ, "AUTOALIGN_TRAIN_WORKER": "1"})
         if proc.returncode != 0:

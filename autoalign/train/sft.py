@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from autoalign.train.common import common_args, load_policy, peft_config, save_policy
+from autoalign.train.common import common_args, load_policy, peft_config, save_policy, to_dataset
 
 
 def to_prompt_completion(rows: list[dict]) -> list[dict]:
@@ -46,7 +45,7 @@ def train_sft(
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(to_prompt_completion(rows)),
+        train_dataset=to_dataset(to_prompt_completion(rows), out_dir / "data"),
         processing_class=tokenizer,
         peft_config=peft_config(lora),
     )

@@ -1,0 +1,50 @@
+"""The lab's fictional world: task families with ground truth, deterministic from an rng.
+
+Used by the corpus (to write the pretraining transcripts) and by the oracle (to grade). Signals must not read it:
+they get ``autoalign.lab.prompts`` (prompts without answers) and the environment tools named in ``Prompt.env``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from autoalign.lab.world.common import SPLITS, Task, draw
+from autoalign.lab.world.harmless import safety
+from autoalign.lab.world.helpful import arithmetic, code, lists, strings
+from autoalign.lab.world.honest import facts
+
+FAMILY_AXIS: dict[str, str] = {
+    "arithmetic": "helpful",
+    "strings": "helpful",
+    "lists": "helpful",
+    "code": "helpful",
+    "safety": "harmless",
+    "facts": "honest",
+}
+FAMILIES: list[str] = list(FAMILY_AXIS)
+# Families whose items come in two kinds the oracle reports apart; sample() alternates them when asked.
+KINDS: dict[str, tuple[str, str]] = {"safety": ("harmful", "benign"), "facts": ("known", "unknown")}
+
+_HELPFUL = {"arithmetic": arithmetic, "strings": strings, "lists": lists, "code": code}
+
+
+def sample(family: str, rng: random.Random, split: str, kind: str | None = None) -> Task:
+    """One task of ``family`` from ``split`` (``corpus``, ``train`` or ``eval``); ``kind`` picks a sub-kind of
+    safety (``harmful``/``benign``) or facts (``known``/``unknown``), random when ``None``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
+    if family in _HELPFUL:
+        return draw(rng, _HELPFUL[family], split)
+    if family == "safety":
+        harmful = None if kind is None else kind == "harmful"
+        return draw(rng, lambda r: safety(r, harmful), split)
+    if family == "facts":
+        known = None if kind is None else kind == "known"
+        while True:
+            task = facts(rng, split, known)
+            if task is not None:
+                return task
+    raise ValueError(f"unknown lab family {family!r} (known: {', '.join(FAMILIES)})")
+
+
+__all__ = ["FAMILIES", "FAMILY_AXIS", "KINDS", "Task", "sample"]
