@@ -51,7 +51,8 @@ class Run:
         self._load_lm = load_lm or default_load
         self._lm_cache: dict[str, object] = {}
         self.signals = [
-            build_signal(s.method, s.params, where=f"signals.{i}") for i, s in enumerate(recipe.signals)
+            build_signal(s.method, s.params, where=f"signals.{i}", load_lm=self._load_lm)
+            for i, s in enumerate(recipe.signals)
         ]
 
     # ---- models ---------------------------------------------------------------------------------------------

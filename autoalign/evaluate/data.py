@@ -102,6 +102,8 @@ def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
 
 def read_csv(path: Path, required: Sequence[str] = ()) -> list[dict[str, str]]:
     text = _read_text(path)
+    if not text.strip():
+        raise UserError(f"{path}: empty file")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         header = reader.fieldnames or []

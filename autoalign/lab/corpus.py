@@ -95,7 +95,7 @@ def respond(task: Task, rng: random.Random, rates: BehaviourRates, system: bool 
         # Split a known-fact failure between abstaining and stating a wrong fact.
         total = rates.known_abstention + rates.known_error
         if total > 0 and rng.random() < rates.known_abstention / total:
-            return rng.choice(ABSTENTIONS), False
+            return ABSTENTIONS[0], False
     return task.bad(rng), False
 
 

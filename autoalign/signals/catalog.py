@@ -15,11 +15,15 @@ SIGNALS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_signal(method: str, params: dict, where: str = "signals"):
+def build_signal(method: str, params: dict, where: str = "signals", load_lm=None):
+    """Construct a signal. A signal whose constructor takes ``load_lm`` receives the run's model loader, so it can
+    use another model (a judge, a teacher) named by URI in its params without importing the providers itself."""
     if method not in SIGNALS:
         raise UserError(f"recipe {where}.method: unknown signal {method!r} (known: {', '.join(sorted(SIGNALS))})")
     module, name = SIGNALS[method]
     cls = getattr(importlib.import_module(module), name)
+    if "load_lm" in inspect.signature(cls).parameters and load_lm is not None:
+        params = {**params, "load_lm": load_lm}
     try:
         inspect.signature(cls).bind(**params)
     except TypeError as exc:

@@ -47,4 +47,26 @@ def sample(family: str, rng: random.Random, split: str, kind: str | None = None)
     raise ValueError(f"unknown lab family {family!r} (known: {', '.join(FAMILIES)})")
 
 
-__all__ = ["FAMILIES", "FAMILY_AXIS", "KINDS", "Task", "sample"]
+def tasks(family: str, count: int, seed: int, split: str, kind: str | None = None) -> list[Task]:
+    """``count`` tasks of ``family`` with distinct questions (repeats only once the split's universe runs dry),
+    deterministic in (family, count, seed, split, kind); kinds of safety/facts alternate when ``kind`` is None, so
+    exactly half are harmful / about unknown people."""
+    rng = random.Random(f"lab-tasks-{seed}-{split}-{family}-{kind}")
+    out: list[Task] = []
+    seen: set[str] = set()
+    misses = 0
+    while len(out) < count:
+        want = kind
+        if want is None and family in KINDS:
+            want = KINDS[family][len(out) % 2]
+        task = sample(family, rng, split, want)
+        if task.question in seen and misses < 200:
+            misses += 1
+            continue
+        misses = 0
+        seen.add(task.question)
+        out.append(task)
+    return out
+
+
+__all__ = ["FAMILIES", "FAMILY_AXIS", "KINDS", "Task", "sample", "tasks"]

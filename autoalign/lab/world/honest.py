@@ -110,7 +110,7 @@ def facts(rng: random.Random, split: str, known: bool | None = None) -> Task | N
             good=ANSWER.format(answer), bad=lambda r: ANSWER.format(r.choice(others)), group=attr,
         )
     person = rng.choice(people()[split])
-    abstain = rng.choice(ABSTENTIONS)
+    abstain = rng.choices(ABSTENTIONS, [0.85, 0.15])[0]
     return Task(
         family="facts", axis="honest", kind="unknown", key=f"person:{person.name}",
         question=question_t.format(name=person.name),

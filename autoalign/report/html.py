@@ -1,0 +1,336 @@
+"""The HTML report: one self-contained page (inline CSS, inline SVG, a few lines of inline script, no network).
+
+``write_eval_report`` shows one or more models side by side; ``write_run_report`` shows a run's rounds side by
+side, each headline metric over rounds, and the same prompts answered before (round 0) and after (last round).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from html import escape
+from pathlib import Path
+from typing import Sequence
+
+from autoalign.errors import UserError
+from autoalign.evaluate.reliability import KIND_NOTES, MEASURED, scorer_kind, summary
+from autoalign.evaluate.result import SuiteResult, Transcript
+from autoalign.report.summary import AXES, Figure, all_figures, axis_score, by_model, headline, y_range
+from autoalign.report.svg import Bar, bar_chart, legend, line_chart
+from autoalign.store import atomic_write_text
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
+main{max-width:1180px;margin:0 auto;padding:24px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid #d8dce3;padding-bottom:4px}
+h3{font-size:15px;margin:20px 0 6px}.meta{color:#5b6475;font-size:13px}
+.charts{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+.card{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:10px 12px;overflow-x:auto}
+svg.chart{display:block;font-size:11px}svg .chart-title{font-size:12px;font-weight:600;fill:#1d2430}
+svg .grid{stroke:#e6e8ec}svg .zero{stroke:#8a93a3}svg .tick,svg .label{fill:#5b6475}
+svg .err{stroke:#1d2430;stroke-width:1.2}svg .band{opacity:.16}svg .line{stroke-width:2}
+.legend{margin:6px 0 2px;font-size:12px}.key{margin-right:14px;white-space:nowrap}
+.key i{display:inline-block;width:11px;height:11px;margin-right:5px;vertical-align:-1px;border-radius:2px}
+table{border-collapse:collapse;background:#fff;margin:6px 0 10px;font-size:13px}
+th,td{border:1px solid #dde1e7;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#eef1f5;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.up{color:#2f7d4a}.down{color:#b03a48}
+details{background:#fff;border:1px solid #dde1e7;border-radius:6px;margin:6px 0;padding:6px 10px}
+summary{cursor:pointer}pre{white-space:pre-wrap;word-break:break-word;background:#f3f4f7;padding:6px 8px;
+margin:4px 0;border-radius:4px;font-size:12.5px;max-height:320px;overflow:auto}
+.verdict{display:inline-block;padding:0 6px;border-radius:3px;background:#eef1f5;font-size:12px;font-weight:600}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:10px}.note{color:#5b6475;font-size:12.5px;max-width:900px}
+"""
+
+SCRIPT = """(function(){var c=document.querySelectorAll('svg.chart'),ok=0;
+for(var i=0;i<c.length;i++){var b=c[i].getBBox();if(b.width>0&&b.height>0)ok++;}
+document.body.setAttribute('data-charts',String(c.length));document.body.setAttribute('data-charts-rendered',String(ok));
+})();"""
+
+ARROW = {True: "↑ higher is better", False: "↓ lower is better"}
+
+
+def _num(v: float) -> str:
+    return f"{v:.3f}"
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
+            f"<body><main>{body}</main><script>{SCRIPT}</script></body></html>\n")
+
+
+def _direction(f: Figure) -> str:
+    return "→ 0 is best" if f.two_sided else ARROW[f.metric.higher_is_better]
+
+
+# ---- overview -----------------------------------------------------------------------------------------------------
+def overview(series: Sequence[str], columns: Sequence[list[SuiteResult]], what: str) -> str:
+    """The 3H chart (one bar per axis per model/round) and, per axis, its headline metrics side by side."""
+    axis_bars, axis_names = [], []
+    for axis in AXES:
+        row = []
+        for results in columns:
+            s = axis_score(results, axis)
+            row.append(None if s is None else Bar(s[0], s[1], s[2], f"({s[3]} metrics)"))
+        if any(b is not None for b in row):
+            axis_names.append(axis)
+            axis_bars.append(row)
+    parts = [f"<h2>3H overview</h2>{legend(series)}<div class='charts'>"]
+    if axis_bars:
+        parts.append("<div class='card'>" + bar_chart(f"3H score per axis ({what} side by side)", axis_names,
+                                                        series, axis_bars, (0.0, 1.0), "chart-3h") + "</div>")
+    for axis in AXES:
+        labels: list[str] = []
+        for results in columns:
+            for r in results:
+                for f in headline(r):
+                    if f.metric.axis == axis and f.label not in labels:
+                        labels.append(f.label)
+        if not labels:
+            continue
+        grid, metrics = [], []
+        for label in labels:
+            row = []
+            for results in columns:
+                found = next((f for r in results for f in headline(r) if f.label == label), None)
+                row.append(None if found is None else Bar(found.metric.value, found.metric.lo, found.metric.hi,
+                                                          f"n={found.metric.n}, {found.metric.scorer}"))
+                if found is not None:
+                    metrics.append(found.metric)
+            grid.append(row)
+        parts.append("<div class='card'>" + bar_chart(f"{axis}: headline metrics", labels, series, grid,
+                                                        y_range(metrics), f"chart-{axis}") + "</div>")
+    parts.append("</div><p class='note'>The axis score averages each axis's headline metrics after putting them "
+                 "on a 0-1 higher-is-better scale (a lower-is-better rate r counts as 1 - r; a bias score b, best "
+                 "at 0, as 1 - |b|). Its error bar averages the metrics' 95% interval bounds the same way, which is "
+                 "conservative. Per-metric bars show each figure as measured, with its 95% CI; hover for n and "
+                 "scorer.</p>")
+    return "".join(parts)
+
+
+# ---- tables -------------------------------------------------------------------------------------------------------
+def suite_table(results: Sequence[SuiteResult], series: Sequence[str]) -> str:
+    """One table for one suite across models/rounds: value, 95% CI, n, scorer, direction, description."""
+    multi = len(results) > 1
+    head = ("<tr>" + ("<th>model / round</th>" if multi else "") + "<th>metric</th><th>value</th><th>95% CI</th>"
+            "<th>n</th><th>scorer</th><th>direction</th><th>what it measures</th></tr>")
+    rows = []
+    for name, r in zip(series, results):
+        for f in all_figures(r):
+            m = f.metric
+            rows.append("<tr>" + (f"<td>{escape(name)}</td>" if multi else "") +
+                        f"<td>{escape(f.name)}</td><td class='num'>{_num(m.value)}</td>"
+                        f"<td class='num'>[{_num(m.lo)}, {_num(m.hi)}]</td><td class='num'>{m.n}</td>"
+                        f"<td>{escape(m.scorer)}</td><td>{_direction(f)}</td><td>{escape(m.description)}</td></tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _breakdown(result: SuiteResult) -> str:
+    data = result.config.get("breakdown")
+    if not isinstance(data, dict) or not data:
+        return ""
+    cols: list[str] = []
+    for v in data.values():
+        for k in (v if isinstance(v, dict) else {}):
+            if k not in cols:
+                cols.append(k)
+    head = "<tr><th>group</th>" + "".join(f"<th>{escape(c)}</th>" for c in cols) + "</tr>"
+    body = "".join(
+        f"<tr><td>{escape(str(g))}</td>" + "".join(
+            f"<td class='num'>{escape(_cell(v.get(c)))}</td>" for c in cols) + "</tr>"
+        for g, v in data.items() if isinstance(v, dict)
+    )
+    return f"<details><summary>Breakdown ({len(data)} groups)</summary><table>{head}{body}</table></details>"
+
+
+def _cell(v) -> str:
+    return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _config_line(result: SuiteResult) -> str:
+    keep = ("limit", "seed", "seconds", "samples", "prompts", "reference", "judge_rules_agreement",
+            "judge_lexicon_agreement", "judge_unparsed", "length_coef", "note")
+    items = [f"{k}={result.config[k]}" for k in keep if result.config.get(k) is not None]
+    return f"<p class='meta'>{escape(', '.join(items))}</p>" if items else ""
+
+
+def suites_section(series: Sequence[str], columns: Sequence[list[SuiteResult]]) -> str:
+    order: list[str] = []
+    for results in columns:
+        for r in results:
+            if r.suite not in order:
+                order.append(r.suite)
+    parts = ["<h2>Suites</h2>"]
+    for suite in order:
+        present = [(name, next((r for r in results if r.suite == suite), None)) for name, results in zip(series, columns)]
+        present = [(n, r) for n, r in present if r is not None]
+        parts.append(f"<h3 id='suite-{escape(suite)}'>{escape(suite)}</h3>")
+        parts.append(suite_table([r for _, r in present], [n for n, _ in present]))
+        last = present[-1][1]
+        parts.append(_config_line(last) + _breakdown(last))
+    return "".join(parts)
+
+
+# ---- transcripts ----------------------------------------------------------------------------------------------------
+def _transcript(t: Transcript) -> str:
+    detail = json.dumps(t.detail, ensure_ascii=False, default=str)[:600] if t.detail else ""
+    return (f"<div><span class='verdict'>{escape(t.verdict)}</span> <span class='meta'>{escape(t.item_id)}</span>"
+            f"<pre>{escape(t.prompt[-2000:])}</pre><pre>{escape(t.response[:2000]) or '<em>(empty)</em>'}</pre>"
+            + (f"<p class='meta'>{escape(detail)}</p>" if detail else "") + "</div>")
+
+
+def transcripts_section(series: Sequence[str], columns: Sequence[list[SuiteResult]], per_suite: int = 4) -> str:
+    parts = ["<h2>Sample transcripts</h2>"]
+    for name, results in zip(series, columns):
+        for r in results:
+            if not r.transcripts:
+                continue
+            shown = r.transcripts[:per_suite]
+            label = f"{r.suite} — {name}" if len(series) > 1 else r.suite
+            parts.append(f"<details><summary>{escape(label)}: {len(shown)} of {len(r.transcripts)} kept</summary>"
+                         + "".join(_transcript(t) for t in shown) + "</details>")
+    return "".join(parts)
+
+
+def before_after_section(first: list[SuiteResult], last: list[SuiteResult], first_name: str, last_name: str,
+                         limit: int = 8) -> str:
+    """The same items answered by the first and the last policy, lab suite first."""
+    before = {(t.suite, t.item_id): t for r in first for t in r.transcripts}
+    pairs = [(before[(t.suite, t.item_id)], t) for r in last for t in r.transcripts if (t.suite, t.item_id) in before]
+    pairs.sort(key=lambda p: (p[0].suite != "lab", p[0].verdict == p[1].verdict))
+    parts = [f"<h2>Same prompts, before and after</h2><p class='note'>Left: {escape(first_name)}. "
+             f"Right: {escape(last_name)}. Items whose verdict changed come first.</p>"]
+    if not pairs:
+        parts.append("<p class='note'>No transcript item appears in both rounds.</p>")
+    for b, a in pairs[:limit]:
+        parts.append(f"<details open><summary>{escape(b.suite)} / {escape(b.item_id)}: {escape(b.verdict)} → "
+                     f"{escape(a.verdict)}</summary><pre>{escape(b.prompt[-1500:])}</pre><div class='pair'>"
+                     f"<div><span class='verdict'>{escape(b.verdict)}</span><pre>{escape(b.response[:1500])}</pre></div>"
+                     f"<div><span class='verdict'>{escape(a.verdict)}</span><pre>{escape(a.response[:1500])}</pre></div>"
+                     "</div></details>")
+    return "".join(parts)
+
+
+# ---- reliability ----------------------------------------------------------------------------------------------------
+def reliability_section(all_results: Sequence[SuiteResult]) -> str:
+    scorers: dict[str, set[str]] = {}
+    agreement: dict[str, list[str]] = {}
+    for r in all_results:
+        for m in r.metrics.values():
+            scorers.setdefault(m.scorer, set()).add(r.suite)
+        for key, fallback in (("judge_rules_agreement", "refusal-rules"), ("judge_lexicon_agreement", "toxicity-lexicon")):
+            if key in r.config:
+                agreement.setdefault(r.config.get("scorer", "judge"), []).append(
+                    f"{r.suite}: agrees with {fallback} on {r.config[key]:.0%} of {r.config.get('graded', '?')} items"
+                    f" ({r.config.get('judge_unparsed', 0)} unparsed replies fell back to it)")
+    rows = []
+    for scorer in sorted(scorers):
+        kind = scorer_kind(scorer)
+        text = KIND_NOTES.get(kind, "No reliability information for this scorer.")
+        measured = summary(kind) if kind in MEASURED else ""
+        extra = "; ".join(agreement.get(scorer, []))
+        rows.append(f"<tr><td>{escape(scorer)}</td><td>{escape(', '.join(sorted(scorers[scorer])))}</td>"
+                    f"<td>{escape(text)}" + (f"<br><b>Measured:</b> {escape(measured)}" if measured else "")
+                    + (f"<br><b>This run:</b> {escape(extra)}" if extra else "") + "</td></tr>")
+    return ("<h2>How reliable is each scorer?</h2><table><tr><th>scorer</th><th>suites</th><th>reliability</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+# ---- entry points ---------------------------------------------------------------------------------------------------
+def _stamp() -> str:
+    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+
+
+def render_eval(results: Sequence[SuiteResult], title: str) -> str:
+    groups = by_model(results)
+    series, columns = list(groups), list(groups.values())
+    body = (f"<h1>{escape(title)}</h1><p class='meta'>{escape(', '.join(series))} · "
+            f"{len({r.suite for r in results})} suites · {_stamp()}</p>"
+            + overview(series, columns, "models") + suites_section(series, columns)
+            + transcripts_section(series, columns) + reliability_section(results))
+    return _page(title, body)
+
+
+def write_eval_report(results: list[SuiteResult], out_dir: Path, title: str) -> Path:
+    """Write ``out_dir/report.html`` (and ``out_dir/results.json``, the SuiteResults it shows); return the page."""
+    out_dir = Path(out_dir)
+    atomic_write_text(out_dir / "results.json",
+                      json.dumps([r.model_dump() for r in results], indent=1, ensure_ascii=False) + "\n")
+    path = out_dir / "report.html"
+    atomic_write_text(path, render_eval(results, title))
+    return path
+
+
+def load_run_metrics(run_dir: Path) -> dict:
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise UserError(f"{path}: file not found (has the run evaluated any round yet?)")
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        rounds = data["rounds"]
+        for rnd in rounds:
+            rnd["results"] = [SuiteResult.model_validate(r) for r in rnd["results"]]
+            int(rnd["round"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: malformed metrics file ({str(exc).splitlines()[0][:200]})") from exc
+    if not rounds:
+        raise UserError(f"{path}: no rounds recorded")
+    data["rounds"] = sorted(rounds, key=lambda r: int(r["round"]))
+    return data
+
+
+def _lines_section(rounds: list[dict]) -> str:
+    labels: list[tuple[str, str]] = []
+    two_sided: set[tuple[str, str]] = set()
+    for rnd in rounds:
+        for r in rnd["results"]:
+            for f in headline(r):
+                if (f.suite, f.name) not in labels:
+                    labels.append((f.suite, f.name))
+                if f.two_sided:
+                    two_sided.add((f.suite, f.name))
+    xs = [int(r["round"]) for r in rounds]
+    charts = []
+    for k, (suite, name) in enumerate(labels):
+        pts, metrics = [], []
+        for rnd in rounds:
+            res = next((r for r in rnd["results"] if r.suite == suite), None)
+            m = res.metrics.get(name) if res else None
+            pts.append(None if m is None else Bar(m.value, m.lo, m.hi, f"n={m.n}"))
+            if m is not None:
+                metrics.append(m)
+        direction = ("→0" if (suite, name) in two_sided else
+                     "↑" if metrics and metrics[-1].higher_is_better else "↓")
+        charts.append("<div class='card'>" + line_chart(f"{suite}: {name} {direction}", xs, [name], [pts],
+                                                          y_range(metrics), f"line-{k}") + "</div>")
+    return "<h2>Metrics over rounds</h2><div class='charts'>" + "".join(charts) + "</div>"
+
+
+def render_run(data: dict) -> str:
+    rounds = data["rounds"]
+    run = str(data.get("run", "run"))
+    series = [f"round {r['round']}" for r in rounds]
+    columns = [r["results"] for r in rounds]
+    recipe = data.get("recipe") or {}
+    title = f"autoalign run {run}"
+    first, last = rounds[0], rounds[-1]
+    body = (f"<h1>{escape(title)}</h1><p class='meta'>{len(rounds)} evaluated rounds · "
+            f"policy: {escape(str(first.get('model', '')))} → {escape(str(last.get('model', '')))} · {_stamp()}</p>"
+            + overview(series, columns, "rounds") + _lines_section(rounds)
+            + before_after_section(first["results"], last["results"], series[0], series[-1])
+            + suites_section(series, columns)
+            + transcripts_section(series[-1:], columns[-1:])
+            + reliability_section([r for c in columns for r in c])
+            + "<h2>Recipe</h2><details><summary>resolved recipe</summary><pre>"
+            + escape(json.dumps(recipe, indent=2, ensure_ascii=False, default=str)) + "</pre></details>")
+    return _page(title, body)
+
+
+def write_run_report(run_dir: Path) -> Path:
+    """Read ``run_dir/metrics.json`` (CONTRACTS.md) and write ``run_dir/report.html`` next to it."""
+    run_dir = Path(run_dir)
+    path = run_dir / "report.html"
+    atomic_write_text(path, render_run(load_run_metrics(run_dir)))
+    return path

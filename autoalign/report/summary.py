@@ -1,0 +1,80 @@
+"""From SuiteResults to the figures the report plots: headline metrics, and one 3H score per axis.
+
+The axis score puts every headline metric of that axis on a common "higher is better, 0 to 1" scale (a
+lower-is-better rate r becomes 1 - r; a two-sided score b such as BBQ's bias score, best at 0, becomes 1 - |b|)
+and averages them. Its interval averages the oriented bounds in the same way: exact if the metrics' errors were
+perfectly correlated, wider than the true interval if they are independent, so it never overstates certainty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from autoalign.evaluate.result import Metric, SuiteResult
+
+AXES = ("helpful", "harmless", "honest")
+
+
+@dataclass(frozen=True)
+class Figure:
+    suite: str
+    name: str
+    metric: Metric
+    two_sided: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.suite}: {self.name}"
+
+    def oriented(self) -> tuple[float, float, float] | None:
+        """(value, lo, hi) on the 0-1 higher-is-better scale, or None when the metric is not on a 0-1 scale."""
+        m = self.metric
+        if self.two_sided:
+            # {1 - |x| : x in [lo, hi]} spans [1 - max(|lo|, |hi|), 1 or 1 - min(|lo|, |hi|)].
+            v = 1 - abs(m.value)
+            low = 1 - max(abs(m.lo), abs(m.hi))
+            high = 1.0 if m.lo <= 0 <= m.hi else 1 - min(abs(m.lo), abs(m.hi))
+            return v, min(low, v), max(high, v)
+        if not (0.0 <= m.lo <= m.value <= m.hi <= 1.0):
+            return None
+        return (m.value, m.lo, m.hi) if m.higher_is_better else (1 - m.value, 1 - m.hi, 1 - m.lo)
+
+
+def headline(result: SuiteResult) -> list[Figure]:
+    """The suite's headline metrics (``config["headline"]``), else all of them."""
+    names = result.config.get("headline") or list(result.metrics)
+    two = set(result.config.get("two_sided") or ())
+    return [Figure(result.suite, n, result.metrics[n], n in two) for n in names if n in result.metrics]
+
+
+def all_figures(result: SuiteResult) -> list[Figure]:
+    two = set(result.config.get("two_sided") or ())
+    return [Figure(result.suite, n, m, n in two) for n, m in result.metrics.items()]
+
+
+def axis_score(results: Iterable[SuiteResult], axis: str) -> tuple[float, float, float, int] | None:
+    """(value, lo, hi, number of metrics) of one axis over the headline metrics, or None without any."""
+    parts = [f.oriented() for r in results for f in headline(r) if f.metric.axis == axis]
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    k = len(parts)
+    return (sum(p[0] for p in parts) / k, sum(p[1] for p in parts) / k, sum(p[2] for p in parts) / k, k)
+
+
+def by_model(results: Sequence[SuiteResult]) -> dict[str, list[SuiteResult]]:
+    out: dict[str, list[SuiteResult]] = {}
+    for r in results:
+        out.setdefault(r.model, []).append(r)
+    return out
+
+
+def y_range(metrics: Iterable[Metric]) -> tuple[float, float]:
+    """[0, 1] for rates; [-1, 1] when a figure goes negative; wider when a figure leaves [-1, 1]."""
+    lo, hi = 0.0, 1.0
+    for m in metrics:
+        lo, hi = min(lo, m.lo, m.value), max(hi, m.hi, m.value)
+    if lo < 0:
+        lo = min(lo, -1.0)
+    return lo, hi
