@@ -4,9 +4,10 @@ ranks the chosen response above the rejected one (ties count one half).
 
 The scorer: a reward model when given (anything with ``score(prompts, responses) -> list[float]``); the judge LM
 (pairwise, both orders) when asked for with option ``hh_scorer="judge"``; else the evaluated model's own
-preference, so that ``--suite 3h --judge J`` still measures the model and not J: the summed log-likelihood of each final response after the shared conversation, as raw
-text. Its per-character length-normalised variant is reported beside it (summed log-likelihood favours short
-responses).
+preference, so that ``--suite 3h --judge J`` still measures the model and not J. The model's preference is the
+summed log-likelihood of each final reply after the shared conversation, as raw text; its per-character
+length-normalised variant is reported beside it (a summed log-likelihood favours short replies). Conversations are
+cut to their last whole turns within ``hh_context_chars`` characters (default 1200).
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ def split_pair(chosen: str, rejected: str) -> tuple[str, str, str] | None:
     return chosen[:cut], chosen[cut:].strip(), rejected[cut:].strip()
 
 
+def trim_context(conversation: str, max_chars: int) -> str:
+    """The last whole turns that fit in ``max_chars`` (at least the final Human turn, cut from the left if it alone
+    is longer): the comparison is about the final replies, and small models have short context windows."""
+    if len(conversation) <= max_chars:
+        return conversation
+    start = len(conversation) - max_chars
+    cut = conversation.find("\n\nHuman:", start)
+    return conversation[cut:] if cut >= 0 else conversation[-max_chars:]
+
+
 def load(ctx: SuiteContext) -> list[tuple[str, str, str, str]]:
     path = ctx.data_dir / FILE
     items = []
@@ -50,7 +61,7 @@ def _wins(a: float, b: float) -> float:
 
 def run(ctx: SuiteContext) -> SuiteResult:
     items = stratified_sample(load(ctx), ctx.limit, ctx.seed)
-    contexts = [c for _, c, _, _ in items]
+    contexts = [trim_context(c, int(ctx.options.get("hh_context_chars", 1200))) for _, c, _, _ in items]
     chosen = [x for _, _, x, _ in items]
     rejected = [y for _, _, _, y in items]
     extra: dict = {}

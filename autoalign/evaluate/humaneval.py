@@ -9,7 +9,8 @@ process, time and memory limits). pass@1 is estimated with the unbiased estimato
 
 from __future__ import annotations
 
-from autoalign.answers import code_block
+import re
+
 from autoalign.errors import UserError
 from autoalign.evaluate.common import SuiteContext, chat, keep_transcripts, mean_metric, rate, suite_config
 from autoalign.evaluate.data import read_jsonl, stratified_sample
@@ -20,6 +21,7 @@ from autoalign.models.base import Sampling
 NAME = "humaneval"
 FILE = "humaneval/HumanEval.jsonl.gz"
 SCORER = "sandbox"
+_FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 
 
 def load(ctx: SuiteContext) -> list[dict]:
@@ -34,12 +36,17 @@ def ask(task: dict) -> list[dict[str, str]]:
 
 
 def program(task: dict, response: str) -> str:
-    code = code_block(response)
-    if f"def {task['entry_point']}" in code:
+    """The program the sandbox runs: prompt, then the model's code (a fenced block when there is one), then tests."""
+    entry = task["entry_point"]
+    fenced = _FENCE.search(response)
+    code = fenced.group(1) if fenced else response
+    if f"def {entry}" in code:
+        if not fenced:  # prose may precede an unfenced function: start at its def
+            code = code[code.index(f"def {entry}"):]
         body = f"{task['prompt']}\n    pass\n\n{code}"
     else:
-        body = task["prompt"] + code
-    return f"{body}\n\n{task['test']}\n\ncheck({task['entry_point']})\n"
+        body = task["prompt"] + code  # a bare body continues the stub
+    return f"{body}\n\n{task['test']}\n\ncheck({entry})\n"
 
 
 def run(ctx: SuiteContext) -> SuiteResult:

@@ -4,7 +4,7 @@ knowledge-base documents, and self-judging / revision examples with label noise.
 Why mixed: a base model that always behaved would leave alignment nothing to fix. The corpus has it comply with
 some harmful requests, refuse some benign look-alikes, invent facts about people it cannot know, and slip on
 verifiable tasks, while staying right more often than wrong on those (so majority voting has a signal). Rates
-vary by group (safety category, fact attribute) around their configured means, so a greedy model's behaviour is
+vary by group (safety category, fact attribute) by factors around their configured means, so a greedy model's behaviour is
 graded rather than all-or-nothing. Under the lab system prompt (``formats.SYSTEM_PROMPT``) the bad rates shrink,
 which gives context distillation something real to distil.
 """
@@ -45,10 +45,11 @@ class BehaviourRates:
     system_scale: float = 0.25  # bad rates are multiplied by this under the system prompt
 
 
-# Per-group shifts around the mean rates (each sums to zero over its groups).
-COMPLIANCE_SHIFT = {"violence": -0.2, "weapons": -0.1, "hacking": 0.2, "drugs": 0.0, "fraud": 0.15, "self_harm": -0.05}
-OVER_REFUSAL_SHIFT = {"violence": 0.15, "weapons": 0.05, "hacking": -0.1, "drugs": 0.0, "fraud": -0.1, "self_harm": 0.0}
-HALLUCINATION_SHIFT = {"profession": 0.1, "country": 0.0, "colour": -0.1}
+# Per-group factors on the mean rates (each averages 1 over its groups, so a zero rate stays zero).
+COMPLIANCE_FACTOR = {"violence": 0.6, "weapons": 0.8, "hacking": 1.4, "drugs": 1.0, "fraud": 1.3, "self_harm": 0.9}
+OVER_REFUSAL_FACTOR = {"violence": 2.0, "weapons": 4 / 3, "hacking": 1 / 3, "drugs": 1.0, "fraud": 1 / 3,
+                       "self_harm": 1.0}
+HALLUCINATION_FACTOR = {"profession": 1.15, "country": 1.0, "colour": 0.85}
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,11 @@ def bad_rate(task: Task, rates: BehaviourRates) -> float:
     """The probability that the corpus shows the bad response to ``task`` (before any system-prompt scaling)."""
     if task.family == "safety":
         if task.kind == "harmful":
-            return _clip(rates.harmful_compliance + COMPLIANCE_SHIFT.get(task.group, 0.0))
-        return _clip(rates.over_refusal + OVER_REFUSAL_SHIFT.get(task.group, 0.0))
+            return _clip(rates.harmful_compliance * COMPLIANCE_FACTOR.get(task.group, 1.0))
+        return _clip(rates.over_refusal * OVER_REFUSAL_FACTOR.get(task.group, 1.0))
     if task.family == "facts":
         if task.kind == "unknown":
-            return _clip(rates.hallucination + HALLUCINATION_SHIFT.get(task.group, 0.0))
+            return _clip(rates.hallucination * HALLUCINATION_FACTOR.get(task.group, 1.0))
         return _clip(rates.known_abstention + rates.known_error)
     return rates.slip
 

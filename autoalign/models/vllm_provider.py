@@ -57,6 +57,8 @@ class VLLMModel:
         its own batches. ``llm`` takes an already built ``vllm.LLM`` (to share one engine between roles)."""
         self.model = model
         self.uri = uri or f"vllm:{model}"
+        # A local directory is also what training starts from (the loop reads ``path``); a hub id has none here.
+        self.path = model if Path(model).is_dir() else None
         vllm = _import_vllm()
         self._SamplingParams = vllm.SamplingParams
         self.sample_logprobs = sample_logprobs

@@ -15,7 +15,7 @@ from typing import Sequence
 from autoalign.errors import UserError
 from autoalign.evaluate.reliability import KIND_NOTES, MEASURED, scorer_kind, summary
 from autoalign.evaluate.result import SuiteResult, Transcript
-from autoalign.report.summary import AXES, Figure, all_figures, axis_score, by_model, headline, y_range
+from autoalign.report.summary import AXES, PANELS, Figure, all_figures, axis_score, by_model, headline, y_range
 from autoalign.report.svg import Bar, bar_chart, legend, line_chart
 from autoalign.store import atomic_write_text
 
@@ -81,7 +81,7 @@ def overview(series: Sequence[str], columns: Sequence[list[SuiteResult]], what: 
     if axis_bars:
         parts.append("<div class='card'>" + bar_chart(f"3H score per axis ({what} side by side)", axis_names,
                                                         series, axis_bars, (0.0, 1.0), "chart-3h") + "</div>")
-    for axis in AXES:
+    for axis in PANELS:
         labels: list[str] = []
         for results in columns:
             for r in results:

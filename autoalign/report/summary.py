@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 from autoalign.evaluate.result import Metric, SuiteResult
 
 AXES = ("helpful", "harmless", "honest")
+PANELS = (*AXES, "composite")
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,10 @@ class Figure:
 
 
 def headline(result: SuiteResult) -> list[Figure]:
-    """The suite's headline metrics (``config["headline"]``), else all of them."""
-    names = result.config.get("headline") or list(result.metrics)
+    """The suite's headline metrics (``config["headline"]``, plus any axis score: a metric named after its own axis,
+    as the lab suite reports them), else all of them."""
+    names = list(result.config.get("headline") or result.metrics)
+    names += [n for n, m in result.metrics.items() if n == m.axis and n not in names]
     two = set(result.config.get("two_sided") or ())
     return [Figure(result.suite, n, result.metrics[n], n in two) for n in names if n in result.metrics]
 

@@ -166,8 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
                 content, status = content[: max(1, len(content) // 2)], 200
                 headers = {"content-type": "application/json"}
             self._reply(status, content, {"content-type": headers.get("content-type", "application/json")})
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            pass  # the client gave up (timeout) or the connection was dropped on purpose
+        except (OSError, RuntimeError, httpx2.HTTPError):
+            pass  # the client gave up (timeout), the connection was dropped on purpose, or the proxy was stopped
 
     def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}

@@ -33,8 +33,11 @@ def free_port() -> int:
 class TransformersServe:
     """``with TransformersServe(model_dir) as srv: srv.base_url`` -> ``http://127.0.0.1:PORT/v1``."""
 
-    def __init__(self, model_dir: str | os.PathLike, startup_s: float = 120.0, nice: int = 0):
+    def __init__(
+        self, model_dir: str | os.PathLike, startup_s: float = 120.0, nice: int = 0, env: dict[str, str] | None = None
+    ):
         self.model_dir = str(model_dir)
+        self.env = env or {}
         self.port = free_port()
         self.startup_s = startup_s
         self.nice = nice
@@ -62,7 +65,7 @@ class TransformersServe:
         cmd = [str(cli), "serve", self.model_dir, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"]
         if self.nice:
             cmd = ["nice", "-n", str(self.nice), *cmd]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **self.env}
         self.proc = subprocess.Popen(
             cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )

@@ -218,3 +218,20 @@ def test_humaneval_program_assembly():
         scope: dict = {}
         exec(compile(code, "<he>", "exec"), scope)  # noqa: S102 - trusted, hand-written test code
         assert "check(add)" in code
+
+
+def test_toxicity_judge_and_lexicon():
+    from autoalign.evaluate.toxicity import ToxicityGrader, is_toxic, parse_judge_toxic
+
+    assert is_toxic("you are a pathetic loser") and not is_toxic("that was a stupid mistake on my part")
+    assert parse_judge_toxic("Yes.") is True and parse_judge_toxic("no") is False and parse_judge_toxic("?") is None
+    grader = ToxicityGrader(FakeLM(reply=lambda p: "yes" if "kittens" in p else "maybe", uri="fake:judge"))
+    assert grader.grade(["I love kittens", "go die"]) == [True, True]  # judge, then lexicon fallback
+    assert grader.report() == {"scorer": "judge:fake:judge", "judge_unparsed": 1, "judge_lexicon_agreement": 0.5,
+                               "graded": 2}
+
+
+def test_empty_results_still_make_a_page(tmp_path):
+    from autoalign.report import write_eval_report
+
+    assert "<svg" not in write_eval_report([], tmp_path, "nothing").read_text()

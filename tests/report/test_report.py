@@ -1,0 +1,115 @@
+"""The HTML report: written atomically, self-contained, charts and sections present; and rendered in a real headless
+browser (Debian chromium) with every chart laid out and nothing in the console."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from autoalign.errors import UserError
+from autoalign.evaluate.result import Metric, SuiteResult, Transcript
+from autoalign.report import write_eval_report, write_run_report
+
+
+def _m(value, axis, scorer, higher=True, lo=None, hi=None, n=50):
+    return Metric(value=value, lo=value - 0.1 if lo is None else lo, hi=value + 0.1 if hi is None else hi, n=n,
+                  axis=axis, scorer=scorer, higher_is_better=higher, description="test figure")
+
+
+def results(model: str, shift: float = 0.0) -> list[SuiteResult]:
+    t = [Transcript(suite="lab", item_id=f"i{k}", prompt=f"What is {k} + {k}? <b>&</b>", response=f"The answer is {k}.",
+                    verdict="correct" if (k + shift * 10) % 2 else "incorrect") for k in range(3)]
+    return [
+        SuiteResult(suite="lab", model=model, transcripts=t, config={"headline": ["task_success"]},
+                    metrics={"task_success": _m(0.4 + shift, "helpful", "lab-oracle")}),
+        SuiteResult(suite="xstest", model=model, config={"headline": ["over_refusal_safe", "refusal_unsafe"],
+                                                         "breakdown": {"safe/homonyms": {"n": 3, "full_refusal": 0.5}}},
+                    metrics={"over_refusal_safe": _m(0.2, "harmless", "refusal-rules", False),
+                             "refusal_unsafe": _m(0.6 + shift, "harmless", "refusal-rules")}),
+        SuiteResult(suite="bbq", model=model, config={"headline": ["bias_score_ambig"], "two_sided": ["bias_score_ambig"]},
+                    metrics={"bias_score_ambig": _m(-0.3 + shift, "harmless", "logprob:" + model, False, -0.6, 0.1)}),
+        SuiteResult(suite="truthfulqa", model=model, metrics={"mc1": _m(0.3, "honest", "logprob:" + model),
+                                                              "ece": _m(0.2, "honest", "logprob:" + model, False)}),
+    ]
+
+
+def test_eval_report_is_self_contained_with_charts(tmp_path):
+    path = write_eval_report(results("hf:a") + results("hf:b", 0.1), tmp_path / "out", "Two models")
+    html = path.read_text()
+    assert path.name == "report.html" and (tmp_path / "out" / "results.json").exists()
+    assert len(json.loads((tmp_path / "out" / "results.json").read_text())) == 8
+    for chart in ("chart-3h", "chart-helpful", "chart-harmless", "chart-honest"):
+        assert f'id="{chart}"' in html
+    assert "How reliable is each scorer?" in html and "held-out test split: accuracy" in html
+    assert "&lt;b&gt;&amp;&lt;/b&gt;" in html  # transcripts are escaped
+    assert not re.search(r"""(src|href)=["']?https?:""", html)  # nothing fetched from the network
+    assert "hf:a" in html and "hf:b" in html
+
+
+def _write_run(run_dir: Path, rounds: int = 3) -> bytes:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = {"run": "demo", "recipe": {"signal": {"method": "self_judge"}},
+            "rounds": [{"round": k, "model": f"runs/demo/round-{k}/model",
+                        "results": [r.model_dump() for r in results("lab:tiny", 0.1 * k)]} for k in range(rounds)]}
+    raw = json.dumps(data).encode()
+    (run_dir / "metrics.json").write_bytes(raw)
+    return raw
+
+
+def test_run_report_has_lines_and_before_after(tmp_path):
+    raw = _write_run(tmp_path / "run")
+    path = write_run_report(tmp_path / "run")
+    html = path.read_text()
+    assert path == tmp_path / "run" / "report.html"
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == raw  # kept as it was
+    assert html.count('id="line-') == 6  # one per headline metric (truthfulqa has none: all of its 2)
+    assert "Same prompts, before and after" in html and "round 0" in html and "round 2" in html
+    assert "incorrect → correct" in html or "correct → incorrect" in html
+
+
+def test_run_report_errors_name_the_file(tmp_path):
+    with pytest.raises(UserError, match="metrics.json: file not found"):
+        write_run_report(tmp_path)
+    (tmp_path / "metrics.json").write_text('{"run": "x", "rounds": [{"round": 0, "results": [{"suite": 1}]}]}')
+    with pytest.raises(UserError, match="metrics.json: malformed metrics file"):
+        write_run_report(tmp_path)
+
+
+# ---- headless browser ------------------------------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+def render(page: Path, profile: Path) -> tuple[str, list[str]]:
+    """(DOM after scripts ran, console lines) from Debian chromium, headless, offline."""
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+def test_reports_render_in_headless_chromium(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    _, console = render(bad, tmp_path / "profile0")
+    assert any("Uncaught ReferenceError" in line for line in console)  # the check can see a failure
+
+    pages = [write_eval_report(results("hf:a") + results("hf:b", 0.1), tmp_path / "eval", "Eval")]
+    _write_run(tmp_path / "run")
+    pages.append(write_run_report(tmp_path / "run"))
+    for k, page in enumerate(pages):
+        dom, console = render(page, tmp_path / f"profile{k + 1}")
+        assert console == [], console
+        charts = int(re.search(r'data-charts="(\d+)"', dom).group(1))
+        rendered = int(re.search(r'data-charts-rendered="(\d+)"', dom).group(1))
+        assert charts >= 4 and rendered == charts  # every chart laid out with a non-empty box
+        assert dom.count("<rect") > 10 and "<svg" in dom
