@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,11 +47,18 @@ def prompts(n: int) -> list:
     return [[{"role": "user", "content": f"Question {i}: tell me about {topics[i % len(topics)]}."}] for i in range(n)]
 
 
+REPEATS = 3
+
+
 def timed(lm, ps, sampling: Sampling) -> tuple[float, list]:
-    lm.generate(ps[:2], sampling)  # warm-up: first-call costs (allocator, connection pool) off the clock
-    start = time.perf_counter()
-    out = lm.generate(ps, sampling)
-    return time.perf_counter() - start, out
+    """Median wall time of ``REPEATS`` runs of the stage, after a warm-up call (allocator, connection pool)."""
+    lm.generate(ps[:2], sampling)
+    times, out = [], []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        out = lm.generate(ps, sampling)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
 
 
 def main() -> None:
@@ -61,8 +69,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=8, help="requests in flight to the server")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads per process")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per backend (the median is shown)")
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON here too")
     args = ap.parse_args()
+    global REPEATS
+    REPEATS = args.repeats
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     console = Console()
 
@@ -118,7 +129,7 @@ def main() -> None:
     base = rows[0]["tokens_per_s"]
     same = all(r["texts"] == rows[0]["texts"] for r in rows)
     table = Table(title=f"generation stage: {args.prompts} chat prompts x {args.max_new_tokens} new tokens, greedy, "
-                        f"model {args.model}, {os.cpu_count()} CPUs")
+                        f"model {args.model}, {os.cpu_count()} CPUs, median of {args.repeats}")
     for col in ("backend", "stage s", "tokens", "tokens/s", "x hf", "start-up s"):
         table.add_column(col, justify="left" if col == "backend" else "right")
     for r in rows:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -77,10 +76,8 @@ def _run_lab(lm, ctx: SuiteContext, per_family: int | None) -> SuiteResult:
         raise UserError("suite 'lab' needs autoalign.evaluate.lab_suite, which is not installed")
     from autoalign.evaluate.lab_suite import evaluate_lab
 
-    accepted = inspect.signature(evaluate_lab).parameters
-    kwargs = {k: v for k, v in {"max_new_tokens": ctx.max_new_tokens, "max_transcripts": ctx.max_transcripts}.items()
-              if k in accepted and v is not None}
-    return evaluate_lab(lm, per_family or ctx.limit or 30, ctx.seed, **kwargs)
+    kwargs = {} if ctx.max_new_tokens is None else {"max_new_tokens": ctx.max_new_tokens}
+    return evaluate_lab(lm, per_family=per_family or ctx.limit or 30, seed=ctx.seed, **kwargs)
 
 
 def _cached(lm, cache):

@@ -63,7 +63,7 @@ def bar_chart(
     n_g, n_s = max(1, len(groups)), max(1, len(series))
     group_w = max(96, 22 * n_s + 24)
     left, right, top, bottom = 44, 12, 28, 58
-    width = width or max(left + right + group_w * n_g, 40 + 7 * len(title))
+    width = width or max(left + right + group_w * n_g, left + 16 + 7 * len(title))
     plot_w, plot_h = width - left - right, height - top - bottom
     y0, y1 = y_range
     span = (y1 - y0) or 1.0
