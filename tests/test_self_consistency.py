@@ -121,9 +121,15 @@ def test_low_agreement_trains_abstention():
 
 
 def test_no_parseable_answer_abstains_on_answer_prompts():
-    r = SelfConsistency(abstention_text="Not sure.")([CALC], S("calc", ["Hmm.", "Let me think.", "Well."]), None)
+    samples = S("calc", ["Hmm.", "Let me think.", "Well."])
+    r = SelfConsistency(abstention_text="Not sure.", abstain_on_tasks=True)([CALC], samples, None)
     assert sft_texts(r, "calc") == ["Not sure."]
     assert verdicts(r, "calc") == ["none", "none", "none"] and r.labels[0].score == 0.0
+
+
+def test_uncertain_checkable_tasks_are_skipped_by_default():
+    r = SelfConsistency(abstention_text="Not sure.")([CALC], S("calc", ["Hmm.", "Let me think.", "Well."]), None)
+    assert sft_texts(r, "calc") == [] and r.stats["skipped_prompts"] == 1 and r.stats["abstain_prompts"] == 0
 
 
 def test_majority_abstention_and_refusal_are_answers_too():

@@ -7,8 +7,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import warnings
+
+import datasets
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+# The trainer's own progress bar stays; datasets' per-map bars and deprecation chatter only bury it.
+datasets.disable_progress_bars()
+hf_logging.set_verbosity_error()
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+warnings.filterwarnings("ignore", category=UserWarning, module=r"trl\..*")
 
 
 def load_policy(model_path: str | Path):

@@ -39,6 +39,7 @@ class Event:
     retry: int
     fault: str | None
     body: bytes
+    authorization: str | None
 
 
 class FaultProxy:
@@ -148,7 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             retry = 0
         fault = proxy.decide(self.command, body, retry)
-        proxy.log(Event(time.monotonic(), self.command, self.path, retry, fault, body))
+        auth = self.headers.get("authorization")
+        proxy.log(Event(time.monotonic(), self.command, self.path, retry, fault, body, auth))
         try:
             if fault == "429":
                 return self._reply(429, b'{"error": {"message": "rate limited", "type": "rate_limit_exceeded"}}',

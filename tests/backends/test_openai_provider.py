@@ -97,24 +97,29 @@ def test_n_samples_get_one_seed_each_when_the_server_ignores_n(served):
     assert all(b["temperature"] == 0.7 and b["top_p"] == 0.9 for b in sent)
 
 
-def test_each_completed_prompt_is_cached_at_once(served, tmp_path):
+def test_each_completed_prompt_is_cached_at_once(served, tmp_path, monkeypatch):
     """One prompt can never succeed: the call fails, yet every other prompt is already in the cache, and the
-    rerun pays only for the one that failed."""
+    rerun pays only for the one that failed. The API key reaches the server and nothing on disk."""
+    monkeypatch.setenv("AUTOALIGN_TEST_KEY", "sk-canary-4242")
     prompts = PROMPTS[:8]
     assert prompts[6] == "hello world 6"
     poison = b'hello world 6"'  # in the body of prompt 6's requests only
     cache = CallCache(tmp_path / "cache")
     with FaultProxy(served.root, share=0.0, poison=poison) as proxy:
-        lm = OpenAIModel(proxy.url + "/v1", served.model_name, cache=cache, max_retries=1, max_concurrency=2)
+        lm = OpenAIModel(proxy.url + "/v1", served.model_name, cache=cache, max_retries=1, max_concurrency=2,
+                         api_key_env="AUTOALIGN_TEST_KEY")
         with pytest.raises(UserError, match=r"server error 500 after 2 attempts"):
             lm.generate(prompts, GREEDY)
         assert proxy.injected["poison"] == 2  # first try + one retry, then a clear error
         assert len(cache) == len(prompts) - 1
         proxy.poison = None
-        again = OpenAIModel(proxy.url + "/v1", served.model_name, cache=cache)
+        again = OpenAIModel(proxy.url + "/v1", served.model_name, cache=cache, api_key_env="AUTOALIGN_TEST_KEY")
         out = again.generate(prompts, GREEDY)
     assert again.stats.cache_hits == len(prompts) - 1 and again.stats.calls == 1
     assert len(cache) == len(prompts) and all(len(cs) == 2 for cs in out)
+    assert {e.authorization for e in proxy.events} == {"Bearer sk-canary-4242"}
+    on_disk = b"".join(f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())
+    assert b"sk-canary" not in on_disk and len(on_disk) > 0
 
 
 def test_request_budget_stops_the_run(served):

@@ -55,16 +55,19 @@ def test_greedy_and_scores_match_the_hf_provider(fake, backend_model_dir):
 
 
 def test_one_seeded_request_per_sample(fake, backend_model_dir):
+    from autoalign.models.vllm_provider import VLLMModel
+
     lm = load_lm(f"vllm:{backend_model_dir}")
-    s = Sampling(n=3, temperature=1.0, top_p=0.9, max_new_tokens=5, seed=5, stop=("\n\n",))
+    s = Sampling(n=2, temperature=1.0, top_p=0.9, max_new_tokens=4, seed=5, stop=("\n\n",))
     out = lm.generate(PROMPTS, s)
-    assert [len(cs) for cs in out] == [3, 3, 3]
+    assert [len(cs) for cs in out] == [2, 2, 2]
     sent = fake.LLM.instances[0].requests
-    assert [sp.seed for _, sp in sent] == [row_seed(5, p, j) for p in PROMPTS for j in range(3)]
+    assert [sp.seed for _, sp in sent] == [row_seed(5, p, j) for p in PROMPTS for j in range(2)]
     assert all(sp.n == 1 and sp.top_p == 0.9 and sp.stop == ["\n\n"] and sp.logprobs == 0 for _, sp in sent)
     # a sample depends on (seed, prompt, index) only: alone or batched, the same text
     assert lm.generate(PROMPTS[1:2], s)[0] == out[1]
-    assert lm.fingerprint() == load_lm(f"vllm:{backend_model_dir}").fingerprint()
+    assert lm.path == str(backend_model_dir)  # a local directory: the loop can train from it
+    assert lm.fingerprint() == VLLMModel(str(backend_model_dir), llm=lm.llm).fingerprint()
 
 
 @pytest.mark.gpu

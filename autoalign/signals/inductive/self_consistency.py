@@ -81,12 +81,16 @@ class SelfConsistency:
     In between, the prompt is skipped. ``max_per_prompt``: distinct majority samples kept per confident prompt
     (a seeded choice when more agree), and the most preference pairs per prompt. ``preference_pairs``: also emit
     DPO pairs (majority sample over minority sample; abstention over an answer where the model is uncertain).
+    ``abstain_on_tasks``: also train abstention on uncertain prompts the environment can check (calc, expr).
+    Off by default: disagreement on a computation is a skill to learn, not a fact the model lacks, and teaching
+    "I don't know" there trades helpfulness for nothing (the execution signal teaches those instead).
     """
 
     name = "self_consistency"
 
     def __init__(self, min_agreement: float = 0.5, abstain_below: float = 0.3, max_per_prompt: int = 2,
-                 abstention_text: str = "I don't know.", preference_pairs: bool = False, seed: int = 0) -> None:
+                 abstention_text: str = "I don't know.", preference_pairs: bool = False, seed: int = 0,
+                 abstain_on_tasks: bool = False) -> None:
         if not 0.0 <= abstain_below <= min_agreement <= 1.0:
             raise ValueError("self_consistency: need 0 <= abstain_below <= min_agreement <= 1")
         if max_per_prompt < 1:
@@ -97,6 +101,7 @@ class SelfConsistency:
         self.abstention_text = abstention_text
         self.preference_pairs = preference_pairs
         self.seed = seed
+        self.abstain_on_tasks = abstain_on_tasks
 
     def vote(self, prompt: Prompt, samples: Sequence[Sample]) -> Vote:
         """Key every sample, take the majority, decide (pure; no model call)."""
@@ -113,7 +118,7 @@ class SelfConsistency:
         agreement = count / len(samples) if samples else 0.0  # LMSI confidence: share of the k paths that agree
         if majority is not None and agreement >= self.min_agreement:
             decision = "confident"
-        elif kind == "answer" and agreement < self.abstain_below:
+        elif kind == "answer" and agreement < self.abstain_below and (env_kind is None or self.abstain_on_tasks):
             decision = "abstain"
         else:
             decision = "skip"

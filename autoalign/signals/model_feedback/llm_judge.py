@@ -74,7 +74,7 @@ class LLMJudge:
         stats: dict = {**tally([x.verdict for x in scored]), "judge": judge.lm.uri}
         valid = [x.verdict.value for x in scored if x.verdict.value is not None]
         stats["mean_score"] = round(sum(valid) / len(valid), 4) if valid else None
-        result = SignalResult(labels=labels, stats=stats)
+        result = SignalResult(labels=labels)
         if self.output in ("dpo", "both"):
             prefs, reasons = best_vs_worst(scored, prompts, self.name, self.min_gap)
             result.preferences.extend(prefs)
@@ -91,4 +91,5 @@ class LLMJudge:
                     best[x.sample.prompt_id] = (v, x.sample.index, x.sample.text)
             result.sft.extend(sft_example(by_id[pid], text, self.name) for pid, (_, _, text) in sorted(best.items()))
             stats["sft"] = len(result.sft)
+        result.stats = stats
         return result
