@@ -56,11 +56,31 @@ class Run:
         ]
 
     # ---- models ---------------------------------------------------------------------------------------------
+    def model_options(self, uri: str) -> dict:
+        options = {"batch_size": self.recipe.sampling.batch_size, **self.recipe.models.get(uri, {})}
+        if uri.startswith("openai:"):
+            options.setdefault("cache", self.cache)  # every completed call lands in the cache at once
+        return options
+
     def lm(self, uri: str):
         if uri not in self._lm_cache:
             self._lm_cache.clear()  # one policy in memory at a time
-            self._lm_cache[uri] = self._load_lm(uri, batch_size=self.recipe.sampling.batch_size)
+            try:
+                self._lm_cache[uri] = self._load_lm(uri, **self.model_options(uri))
+            except TypeError as exc:
+                raise UserError(f"recipe models.{uri}: {exc}") from None
         return self._lm_cache[uri]
+
+    def sampler(self, uri: str):
+        """The policy for the sampling stage: in process, or sharded over Ray workers when the recipe asks."""
+        ray = self.recipe.sampling.ray
+        if ray is None:
+            return self.lm(uri)
+        from autoalign.distributed.ray_shard import RayShardedLM
+
+        options = {k: v for k, v in self.model_options(uri).items() if k != "cache"}
+        return RayShardedLM(uri, ray.workers, options=options, address=ray.address, num_cpus=ray.num_cpus,
+                            num_gpus=ray.num_gpus, cache_dir=str(self.cache.path.parent))
 
     def base_model_path(self) -> Path:
         lm = self.lm(self.recipe.policy)
@@ -120,7 +140,7 @@ class Run:
     def sample(self, k: int, policy_uri: str, prompts: list[Prompt]) -> list[Sample]:
         r = self.recipe
         stage = Stage(self._round(k), "samples")
-        policy = self.lm(policy_uri)
+        policy = self.sampler(policy_uri)
         sampling = Sampling(
             n=r.sampling.n, temperature=r.sampling.temperature, top_p=r.sampling.top_p,
             max_new_tokens=r.sampling.max_new_tokens, seed=derive_seed(r.seed, "samples", k),

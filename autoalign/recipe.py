@@ -37,6 +37,17 @@ class SamplingConfig(Strict):
     max_new_tokens: int = Field(48, ge=1)
     batch_size: int = Field(64, ge=1)
     chunk_prompts: int = Field(32, ge=1)  # prompts per written part: the unit of resume
+    ray: "RayConfig | None" = None  # shard sampling over Ray workers, each with its own replica of the policy
+
+
+class RayConfig(Strict):
+    workers: int = Field(2, ge=1)
+    address: str | None = None  # None: start or join a local instance; "auto" or "ray://head:10001": a cluster
+    num_cpus: float = Field(1, gt=0)
+    num_gpus: float = Field(0, ge=0)
+
+
+SamplingConfig.model_rebuild()
 
 
 class SignalConfig(Strict):
@@ -85,6 +96,9 @@ class Recipe(Strict):
     rounds: int = Field(2, ge=1)
     run_dir: str = "runs"
     cache_dir: str | None = None  # default: <run_dir>/<name>/cache
+    # provider options by model URI, e.g. {"openai:http://127.0.0.1:8000/v1#m": {"max_concurrency": 8,
+    # "request_budget": 5000, "api_key_env": "MY_KEY"}}; never put a key itself here
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     signals: list[SignalConfig] = Field(default_factory=list)

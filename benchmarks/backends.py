@@ -75,6 +75,7 @@ def main() -> None:
     global REPEATS
     REPEATS = args.repeats
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # single-node Ray on 127.0.0.1 only
     console = Console()
 
     from autoalign.models.hf import HFModel

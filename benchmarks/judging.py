@@ -8,10 +8,13 @@ principle of the default constitution, in the yes/no format the lab model was pr
 
 - ``logprob``: P(Yes) / (P(Yes) + P(No)) from one ``lm.logprobs`` call (two scored rows per response);
 - ``logprob-1row``: P(Yes) alone (one row per response; ``normalise=False``);
+- ``logprob-1pass``: P(Yes) / (P(Yes) + P(No)) read from one next-token distribution per response, through the
+  ``choice_logprobs`` method proposed for ``HFModel`` (``hf_choice_logprobs`` below, attached to the model here);
 - ``generate``: ``--samples`` sampled verdicts (temperature 1), parsed and averaged, as Self-Rewarding LMs does;
   unreadable verdicts are counted.
 
-Reported per path: responses judged per second (wall time of the judging call alone, after a warm-up call), the
+Reported per path: responses judged per second (median wall time of 3 repeats of the judging call alone, after a
+warm-up call; the machine is shared and noisy, so the ratios come from one run), the
 speed ratio to ``generate``, and agreement with the oracle: accuracy of the verdict thresholded at 1/2, balanced
 accuracy (mean of the accuracies on oracle-correct and oracle-wrong responses: a judge that always says No scores
 1/2), and AUC (threshold-free: P(a correct response outscores a wrong one)).
@@ -88,6 +91,36 @@ def judge_oracle_agreement(judge_lm, responder_lm=None, per_family: int = 10, n:
     return out
 
 
+def hf_choice_logprobs(self, prompts, choices):
+    """log P(choice | prompt) for each prompt x choice from ONE forward row per prompt: the next-token
+    distribution after the prompt holds every single-token choice (proposed as ``HFModel.choice_logprobs``).
+    Choices of several tokens fall back to ``self.logprobs``."""
+    import torch
+
+    ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+    if any(len(x) != 1 for x in ids):
+        k = len(choices)
+        flat = self.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
+        return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
+    first = torch.tensor([x[0] for x in ids])
+    heads = [self._encode_prompt(p) for p in prompts]
+    order = sorted(range(len(heads)), key=lambda i: len(heads[i]))
+    out: list = [None] * len(heads)
+    pad = self.tokenizer.pad_token_id
+    with torch.inference_mode():
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = max(len(heads[i]) for i in rows)
+            x = torch.tensor([heads[i] + [pad] * (width - len(heads[i])) for i in rows], device=self.device)
+            m = torch.tensor([[1] * len(heads[i]) + [0] * (width - len(heads[i])) for i in rows], device=self.device)
+            logits = self.model(input_ids=x, attention_mask=m).logits.float()
+            last = torch.tensor([len(heads[i]) - 1 for i in rows], device=self.device)
+            logps = logits[torch.arange(len(rows), device=self.device), last].log_softmax(-1)[:, first.to(self.device)]
+            for i, row in zip(rows, logps.tolist()):
+                out[i] = row
+    return out
+
+
 def _reward_model_pairs(rm_dir: str, tasks, responses, correct, judge_values) -> dict:
     from autoalign.signals.model_feedback.reward_model import RewardModel, pairwise_accuracy
 
@@ -134,8 +167,15 @@ def main() -> None:
     tasks, responses, correct = judged_samples(lm, args.per_family, args.n, args.seed)
     const = default_constitution()
     items = [JudgeItem(t.question, r, const.for_axis(t.axis)[0].text) for t, r in zip(tasks, responses)]
+    import types
+
+    from autoalign.models.hf import HFModel
+
+    one_pass = HFModel(lm.path, uri=lm.uri, batch_size=args.batch_size, model=lm.model, tokenizer=lm.tokenizer)
+    one_pass.choice_logprobs = types.MethodType(hf_choice_logprobs, one_pass)
     paths = {
         "logprob": PointwiseJudge(lm, const, mode="logprob"),
+        "logprob-1pass": PointwiseJudge(one_pass, const, mode="logprob"),
         "logprob-1row": PointwiseJudge(lm, const, mode="logprob", normalise=False),
         "generate": PointwiseJudge(lm, const, mode="generate", samples=args.samples, temperature=1.0,
                                    max_new_tokens=args.max_new_tokens, seed=args.seed),
@@ -143,9 +183,12 @@ def main() -> None:
     results = {}
     for name, judge in paths.items():
         judge.score(items[:4])  # warm-up
-        t0 = time.perf_counter()
-        verdicts = judge.score(items)
-        seconds = time.perf_counter() - t0
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            verdicts = judge.score(items)
+            times.append(time.perf_counter() - t0)
+        seconds = sorted(times)[1]
         results[name] = {"seconds": seconds, "per_s": len(items) / seconds, "values": [v.value for v in verdicts],
                          "unparseable": sum(v.value is None for v in verdicts),
                          "unparsed_samples": sum(v.unparsed for v in verdicts),
@@ -159,8 +202,15 @@ def main() -> None:
         print(f"{name:<14}{r['seconds']:>9.2f}{r['per_s']:>9.1f}{r['per_s'] / base:>7.1f}x{r['accuracy']:>8.3f}"
               f"{r['balanced_accuracy']:>9.3f}{r['auc']:>8.3f}{unp:>10}")
     print(f"logprob vs generate ({args.samples} verdicts): {results['logprob']['per_s'] / base:.1f}x responses/s; "
-          f"one-row logprob: {results['logprob-1row']['per_s'] / base:.1f}x")
+          f"one pass: {results['logprob-1pass']['per_s'] / base:.1f}x; P(Yes) row: {results['logprob-1row']['per_s'] / base:.1f}x")
+    diff = max(abs(a - b) for a, b in zip(results["logprob"]["values"], results["logprob-1pass"]["values"]))
+    print(f"max |logprob - logprob-1pass| verdict difference: {diff:.2e} (same quantity, two computations)")
     print("unparsed column (generate): responses with no readable verdict / verdict samples unreadable")
+    by_axis = {}
+    for axis in ("helpful", "harmless", "honest"):
+        idx = [i for i, t in enumerate(tasks) if t.axis == axis]
+        by_axis[axis] = agreement([results["logprob"]["values"][i] for i in idx], [correct[i] for i in idx])
+    print("logprob judge by axis:", {a: {k: v for k, v in m.items()} for a, m in by_axis.items()})
     if args.reward_model:
         rm = _reward_model_pairs(args.reward_model, tasks, responses, correct, results["logprob"]["values"])
         print(f"reward model on held-out lab pairs (eval split, oracle-labelled): {rm}")

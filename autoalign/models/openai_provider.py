@@ -161,7 +161,9 @@ class OpenAIModel:
         scheme, _, rest = uri.partition(":")
         base, sep, model = rest.partition("#")
         if scheme != "openai" or not sep or not base:
-            raise UserError(f"model URI {uri!r}: expected openai:BASE_URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#my-model")
+            raise UserError(
+                f"model URI {uri!r}: expected openai:BASE_URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#my-model"
+            )
         return cls(base, model, uri=uri, **options)
 
     def __repr__(self) -> str:
@@ -423,7 +425,9 @@ class OpenAIModel:
         where = f"model {self.uri}"
         attempts = f"{self.max_retries + 1} attempts"
         if isinstance(exc, openai.APITimeoutError):
-            return UserError(f"{where}: the server at {self.base_url} did not answer within {self.timeout:g}s ({attempts})")
+            return UserError(
+                f"{where}: the server at {self.base_url} did not answer within {self.timeout:g}s ({attempts})"
+            )
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
             return UserError(
@@ -432,10 +436,13 @@ class OpenAIModel:
             )
         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
             if self._placeholder_key:
-                return UserError(f"{where}: the server requires an API key ({exc.status_code}): set {self.api_key_env or DEFAULT_KEY_ENV}")
+                var = self.api_key_env or DEFAULT_KEY_ENV
+                return UserError(f"{where}: the server requires an API key ({exc.status_code}): set {var}")
             return UserError(f"{where}: the server rejected the API key from ${self.api_key_env} ({exc.status_code})")
         if isinstance(exc, openai.RateLimitError):
-            return UserError(f"{where}: still rate-limited (429) after {attempts}; lower max_concurrency or raise the quota")
+            return UserError(
+                f"{where}: still rate-limited (429) after {attempts}; lower max_concurrency or raise the quota"
+            )
         if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
             return UserError(f"{where}: server error {exc.status_code} after {attempts}: {_one_line(exc.message)}")
         if isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 404, 422):

@@ -46,7 +46,7 @@ def train_reward_model(
     args = RewardConfig(
         **common_args(out_dir / "trainer", seed, epochs, learning_rate, batch_size, grad_accum),
         max_length=max_length,
-        gradient_checkpointing=False,  # tiny models on CPU: recomputation costs more than it saves
+        activation_checkpointing=False,  # (TRL defaults it on) small models: recomputation costs more than it saves
         center_rewards_coefficient=center_rewards,
         model_init_kwargs={"dtype": dtype},
         eval_strategy="no",

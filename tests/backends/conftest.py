@@ -26,6 +26,19 @@ def served(backend_model_dir):
     """``transformers serve`` pinned to the tiny model, on a free port; killed at the end of the session."""
     if not serve_available():
         pytest.skip("transformers serve needs fastapi, uvicorn and openai (pip install 'autoalign[test,openai]')")
-    server = TransformersServe(backend_model_dir).start()
+    # One torch thread: on a loaded 2-core machine, spinning intra-op threads make a tiny model many times slower.
+    server = TransformersServe(backend_model_dir, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """In-process HF models on one torch thread for the test, restored after: on a loaded 2-core machine,
+    spinning intra-op threads make a tiny model many times slower (see benchmarks/backends.py)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

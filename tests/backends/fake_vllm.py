@@ -75,7 +75,8 @@ class LLM:
         if not isinstance(sampling_params, list):
             sampling_params = [sampling_params or SamplingParams()] * len(prompts)
         assert len(sampling_params) == len(prompts)
-        return [self._one(str(k), list(p["prompt_token_ids"]), sp) for k, (p, sp) in enumerate(zip(prompts, sampling_params))]
+        pairs = enumerate(zip(prompts, sampling_params))
+        return [self._one(str(k), list(p["prompt_token_ids"]), sp) for k, (p, sp) in pairs]
 
     def _logps(self, ids: list[int]) -> torch.Tensor:
         return self.model(torch.tensor([ids])).logits[0].double().log_softmax(-1)

@@ -12,7 +12,8 @@ a configurable share of POST requests, answers with a fault instead:
 Which requests fail is a pure function of (seed, request body, the client's ``x-stainless-retry-count`` header),
 so a run is reproducible whatever the thread interleaving, and a retry of a faulted request draws again. The kinds
 are dealt round-robin over the faulted requests so that every kind occurs. GET requests (``/models``) pass through.
-Every request is logged (``events``), so tests can check what the client did (e.g. that it waited ``Retry-After``).
+Every request is logged (``events``, with its time to answer), so tests can check what the client did (e.g. that it
+waited ``Retry-After``) and tell injected faults from genuine slowness of the upstream server.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Event:
     fault: str | None
     body: bytes
     authorization: str | None
+    elapsed: float = 0.0  # from receipt to the last byte of the answer (or the drop)
 
 
 class FaultProxy:
@@ -149,8 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             retry = 0
         fault = proxy.decide(self.command, body, retry)
-        auth = self.headers.get("authorization")
-        proxy.log(Event(time.monotonic(), self.command, self.path, retry, fault, body, auth))
+        event = Event(time.monotonic(), self.command, self.path, retry, fault, body, self.headers.get("authorization"))
         try:
             if fault == "429":
                 return self._reply(429, b'{"error": {"message": "rate limited", "type": "rate_limit_exceeded"}}',
@@ -170,6 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(status, content, {"content-type": headers.get("content-type", "application/json")})
         except (OSError, RuntimeError, httpx2.HTTPError):
             pass  # the client gave up (timeout), the connection was dropped on purpose, or the proxy was stopped
+        finally:
+            event.elapsed = time.monotonic() - event.time
+            proxy.log(event)
 
     def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}

@@ -60,7 +60,8 @@ class ScoringServer:
                                  "text_offset": offsets},
                 }
             ],
-            "usage": {"prompt_tokens": len(ids), "completion_tokens": max_tokens, "total_tokens": len(ids) + max_tokens},
+            "usage": {"prompt_tokens": len(ids), "completion_tokens": max_tokens,
+                      "total_tokens": len(ids) + max_tokens},
         }
 
     def start(self) -> "ScoringServer":

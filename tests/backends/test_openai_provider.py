@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_missing_api_key_is_one_clear_line(monkeypatch):
     assert load_lm("openai:http://127.0.0.1:9/v1#m").fingerprint()
 
 
-def test_greedy_through_the_server_matches_the_hf_provider(served):
+def test_greedy_through_the_server_matches_the_hf_provider(served, one_torch_thread):
     from autoalign.models.hf import HFModel
 
     lm = load_lm(served.uri, max_concurrency=4)
@@ -133,26 +134,29 @@ def test_request_budget_stops_the_run(served):
 @pytest.mark.timeout(180)
 def test_thirty_percent_faults_give_the_records_of_a_fault_free_run(served, tmp_path):
     clean = generation_stage(OpenAIModel(served.base_url, served.model_name), PROMPTS, GREEDY, tmp_path / "a.jsonl")
-    max_retries = 6
-    with FaultProxy(served.root, share=0.3, seed=3, slow_s=6.0, retry_after="1") as proxy:
-        lm = OpenAIModel(proxy.url + "/v1", served.model_name, max_retries=max_retries, timeout=4.0)
+    max_retries, timeout = 6, 4.0
+    with FaultProxy(served.root, share=0.3, seed=3, slow_s=timeout + 1, retry_after="1") as proxy:
+        lm = OpenAIModel(proxy.url + "/v1", served.model_name, max_retries=max_retries, timeout=timeout,
+                         max_concurrency=4)
         faulty = generation_stage(lm, PROMPTS, GREEDY, tmp_path / "b.jsonl")
     assert faulty == clean
     assert len(read_jsonl(tmp_path / "b.jsonl")) == 2 * len(PROMPTS)
-    # Every kind of fault happened, and each cost exactly one retry of the openai client: no more, no fewer.
-    assert set(proxy.injected) == set(KINDS), proxy.injected
-    assert lm.stats.retries == proxy.total_injected
+    assert set(proxy.injected) == set(KINDS), proxy.injected  # every kind of fault happened
+    # Each injected fault cost exactly one retry of the openai client. The only other retries allowed are genuine
+    # timeouts: clean requests the server took longer than the client's timeout to answer (a loaded machine).
+    posts = [e for e in proxy.events if e.method == "POST"]
+    genuine = sum(1 for e in posts if e.fault is None and e.elapsed >= timeout - 0.05)
+    assert proxy.total_injected <= lm.stats.retries <= proxy.total_injected + genuine
     assert lm.stats.calls == len(PROMPTS)
-    assert lm.stats.attempts == len(PROMPTS) + proxy.total_injected
+    assert lm.stats.attempts == len(posts) == len(PROMPTS) + lm.stats.retries
     assert 0 < lm.stats.max_retries_one_call <= max_retries
     # Retry-After was honoured: the retry of a 429 (the same body, one retry later) came at least a second later.
-    posts = [e for e in proxy.events if e.method == "POST"]
     assert len({e.body for e in posts}) == len(PROMPTS)  # a body names its logical call here
     for e in posts:
         if e.fault == "429":
             (nxt,) = [x for x in posts if x.body == e.body and x.retry == e.retry + 1]
             assert nxt.time - e.time >= 0.95
-    print(f"\nfaults injected: {dict(proxy.injected)}; retries: {lm.stats.retries}; "
+    print(f"\nfaults injected: {dict(proxy.injected)}; retries: {lm.stats.retries} ({genuine} slow clean answers); "
           f"most retries of one call: {lm.stats.max_retries_one_call}")
 
 
@@ -173,8 +177,6 @@ def test_misconfiguration_is_one_clear_line(served, case):
         "wrong_url": "wrong base URL: .*/api has no OpenAI-compatible API",
         "unknown_model": "unknown model 'no-such-model': the server at .* serves " + served.model_name,
     }[case]
-    import re
-
     assert re.search(expected, message), message
     if case == "down":
         assert lm.stats.attempts == 2 * 3  # two prompts, each tried 1 + max_retries times, then given up
@@ -183,7 +185,8 @@ def test_misconfiguration_is_one_clear_line(served, case):
 def test_cli_exits_2_with_one_line_for_a_missing_key(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     proc = subprocess.run(
-        [sys.executable, "-m", "autoalign.cli", "eval", "openai:https://api.example.com/v1#gpt-x", "--out", str(tmp_path)],
+        [sys.executable, "-m", "autoalign.cli", "eval", "openai:https://api.example.com/v1#gpt-x",
+         "--out", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode == 2, proc.stderr + proc.stdout
@@ -201,7 +204,7 @@ def test_logprobs_unsupported_by_the_server_is_a_clear_error(served):
         load_lm(served.uri, sample_logprobs=True).generate(["hello"], GREEDY)
 
 
-def test_logprobs_via_echo_match_the_hf_provider(backend_model_dir):
+def test_logprobs_via_echo_match_the_hf_provider(backend_model_dir, one_torch_thread):
     """Against a reference implementation of the legacy echo+logprobs request on the same weights."""
     from autoalign.models.hf import HFModel
     from tests.backends.scoring_server import ScoringServer

@@ -24,11 +24,13 @@ CONTS = [" The answer is 4.", " I don't know."] * 6
 
 @pytest.fixture(scope="module")
 def local_ray():
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # nothing leaves this machine
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get this module's functions by value
-    yield ray
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves this machine ...
+        mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # ... and a single-node Ray binds 127.0.0.1 only
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get this module's functions
+        yield ray
+        ray.shutdown()
 
 
 def score_pairs(lm, items):
@@ -52,7 +54,9 @@ def always_crash(lm, items):
 
 
 @pytest.mark.timeout(300)
-def test_sharded_records_equal_single_process_and_dead_workers_are_retried(local_ray, backend_model_dir, tmp_path):
+def test_sharded_records_equal_single_process_and_dead_workers_are_retried(
+    local_ray, backend_model_dir, tmp_path, one_torch_thread
+):
     from autoalign.models.hf import HFModel
 
     uri = f"hf:{backend_model_dir}"

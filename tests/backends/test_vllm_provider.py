@@ -19,7 +19,7 @@ PROMPTS = ["hello", [{"role": "user", "content": "hello world"}], [{"role": "use
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(monkeypatch, one_torch_thread):
     mod = fake_vllm.module()
     monkeypatch.setitem(sys.modules, "vllm", mod)
     return mod

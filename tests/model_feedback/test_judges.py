@@ -146,3 +146,14 @@ def test_generative_pairwise_unreadable_order_gives_no_outcome():
     [v] = PairwiseJudge(lm, mode="generate", samples=1).compare([PairItem("q", "x", "y", "p")])
     assert v.p_a is None and v.outcome is None and v.backward.raw == ("no idea",)
     assert v.detail()["ba"]["raw"] == ["no idea"]
+
+
+def test_a_provider_choice_logprobs_is_used_when_present():
+    class OneRow(FakeLM):
+        def choice_logprobs(self, prompts, choices):
+            self.rows = len(prompts)
+            return [[math.log(0.6), math.log(0.2)] for _ in prompts]
+
+    lm = OneRow()
+    [v] = PointwiseJudge(lm).score([JudgeItem("q", "r", "p")])
+    assert v.value == pytest.approx(0.75) and lm.rows == 1 and lm.logprob_calls == 0

@@ -15,7 +15,7 @@ Formats:
 Modes:
 
 - ``logprob``: ``lm.logprobs`` scores each answer choice as a continuation of the judge prompt, all rows in one
-  batched call; the verdict is the expected value under the choices' renormalised distribution (G-Eval, Liu et al.
+  batched call (or one row per prompt through a provider's optional ``choice_logprobs``); the verdict is the expected value under the choices' renormalised distribution (G-Eval, Liu et al.
   2023, eq. 1; for yes/no that is P(Yes) / (P(Yes) + P(No))). With ``normalise=False`` a yes/no verdict is
   P(Yes) alone: one row per item instead of two (exact when the model puts its mass on Yes/No).
 - ``generate``: ``samples`` verdicts are sampled and parsed; the value is the mean of the parsed ones (Yuan et al.
@@ -190,13 +190,8 @@ def ask(
             return [Verdict(value=math.exp(lp), probs={fmt.positive: math.exp(lp)}) for lp in lps]
         conts = list(fmt.choices)
         values = [fmt.choices[c] for c in conts]
-        flat_p = [p for p in prompts for _ in conts]
-        lps = lm.logprobs(flat_p, conts * len(prompts))
-        out = []
-        for i in range(len(prompts)):
-            row = lps[i * len(conts) : (i + 1) * len(conts)]
-            out.append(Verdict(value=expected_value(row, values), probs=dict(zip(conts, softmax(row)))))
-        return out
+        table = choice_logprobs(lm, prompts, conts)
+        return [Verdict(value=expected_value(row, values), probs=dict(zip(conts, softmax(row)))) for row in table]
     if mode != "generate":
         raise ValueError(f"judge mode must be 'logprob' or 'generate', not {mode!r}")
     sampling = Sampling(n=samples, temperature=temperature, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed)
@@ -208,6 +203,18 @@ def ask(
         value = sum(parsed) / len(parsed) if parsed else None  # Yuan et al. 2024: mean of sampled judgements
         verdicts.append(Verdict(value=value, raw=texts, unparsed=len(texts) - len(parsed)))
     return verdicts
+
+
+def choice_logprobs(lm: LM, prompts: Sequence[list[Message]], choices: Sequence[str]) -> list[list[float]]:
+    """log P(choice | prompt) for every prompt and choice. Uses the provider's ``choice_logprobs`` when it has one
+    (one forward row per prompt: the next-token distribution gives every single-token choice at once), else one
+    ``lm.logprobs`` call over all (prompt, choice) rows."""
+    fast = getattr(lm, "choice_logprobs", None)
+    if callable(fast):
+        return [list(row) for row in fast(list(prompts), list(choices))]
+    k = len(choices)
+    lps = lm.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
+    return [lps[i * k : (i + 1) * k] for i in range(len(prompts))]
 
 
 class JudgeItem(NamedTuple):

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
+from autoalign.errors import UserError
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample, preference_rows, stable_id
 from autoalign.signals.base import SignalResult
@@ -147,7 +148,7 @@ class RAFT:
         base = self.rm_base.get(policy)
         base_path = getattr(base, "path", None)
         if base_path is None:
-            raise ValueError(f"rm_base {self.rm_base.spec!r}: the model has no local weights to start a reward model from")
+            raise UserError(f"raft rm_base {self.rm_base.spec!r}: the model has no local weights to start a reward model from")
         key = hash_json([base.fingerprint(), preference_rows(train), self.rm_train, self.seed])
         out = Path(self.rm_dir).expanduser() if self.rm_dir else cache_root() / "reward_models" / key
         self.rm_stats = {"rm_dir": str(out), "ai_pairs": len(train), "ai_pairs_heldout": len(held),
@@ -156,8 +157,8 @@ class RAFT:
             self.rm_stats.update(read_json(out / "reward_metrics.json"), reused=True)
             return RewardModel(out / "model")
         if len(train) < 2:
-            raise ValueError(f"raft: only {len(train)} AI preference pairs to train a reward model on "
-                             "(more prompts or samples, or a smaller min_gap)")
+            raise UserError(f"raft: only {len(train)} AI preference pairs to train a reward model on "
+                            "(use more prompts or samples, or a smaller signals.N.params.min_gap)")
         from autoalign.train.reward import train_reward_model
 
         metrics = train_reward_model(base_path, preference_rows(train), out, seed=self.seed, **self.rm_train)
