@@ -13,8 +13,8 @@ principle of the default constitution, in the yes/no format the lab model was pr
 - ``generate``: ``--samples`` sampled verdicts (temperature 1), parsed and averaged, as Self-Rewarding LMs does;
   unreadable verdicts are counted.
 
-Reported per path: responses judged per second (median wall time of 3 repeats of the judging call alone, after a
-warm-up call; the machine is shared and noisy, so the ratios come from one run), the
+Reported per path: responses judged per wall-clock second and per CPU-second of this process (median of 3 repeats
+of the judging call alone, after a warm-up call; on a shared machine the CPU-time ratio is the steadier one), the
 speed ratio to ``generate``, and agreement with the oracle: accuracy of the verdict thresholded at 1/2, balanced
 accuracy (mean of the accuracies on oracle-correct and oracle-wrong responses: a judge that always says No scores
 1/2), and AUC (threshold-free: P(a correct response outscores a wrong one)).
@@ -183,26 +183,31 @@ def main() -> None:
     results = {}
     for name, judge in paths.items():
         judge.score(items[:4])  # warm-up
-        times = []
+        times, cpu = [], []
         for _ in range(3):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             verdicts = judge.score(items)
             times.append(time.perf_counter() - t0)
-        seconds = sorted(times)[1]
-        results[name] = {"seconds": seconds, "per_s": len(items) / seconds, "values": [v.value for v in verdicts],
+            cpu.append(time.process_time() - c0)
+        seconds, cpu_s = sorted(times)[1], sorted(cpu)[1]
+        results[name] = {"seconds": seconds, "per_s": len(items) / seconds, "cpu_s": cpu_s,
+                         "per_cpu_s": len(items) / cpu_s, "values": [v.value for v in verdicts],
                          "unparseable": sum(v.value is None for v in verdicts),
                          "unparsed_samples": sum(v.unparsed for v in verdicts),
                          **agreement([v.value for v in verdicts], correct)}
     print(f"judge {args.model}: {len(items)} responses ({args.per_family}/family x {args.n}), "
           f"oracle-correct share {sum(correct) / len(correct):.3f}")
-    print(f"{'path':<14}{'seconds':>9}{'resp/s':>9}{'speed':>8}{'acc':>8}{'bal.acc':>9}{'AUC':>8}{'unparsed':>10}")
-    base = results["generate"]["per_s"]
+    print(f"{'path':<14}{'wall s':>8}{'resp/s':>8}{'speed':>7}{'cpu s':>8}{'resp/cpu-s':>11}{'speed':>7}"
+          f"{'acc':>7}{'bal.acc':>8}{'AUC':>7}{'unparsed':>9}")
+    base, base_cpu = results["generate"]["per_s"], results["generate"]["per_cpu_s"]
     for name, r in results.items():
         unp = f"{r['unparseable']}/{r['unparsed_samples']}" if name == "generate" else "-"
-        print(f"{name:<14}{r['seconds']:>9.2f}{r['per_s']:>9.1f}{r['per_s'] / base:>7.1f}x{r['accuracy']:>8.3f}"
-              f"{r['balanced_accuracy']:>9.3f}{r['auc']:>8.3f}{unp:>10}")
-    print(f"logprob vs generate ({args.samples} verdicts): {results['logprob']['per_s'] / base:.1f}x responses/s; "
-          f"one pass: {results['logprob-1pass']['per_s'] / base:.1f}x; P(Yes) row: {results['logprob-1row']['per_s'] / base:.1f}x")
+        print(f"{name:<14}{r['seconds']:>8.2f}{r['per_s']:>8.1f}{r['per_s'] / base:>6.1f}x{r['cpu_s']:>8.2f}"
+              f"{r['per_cpu_s']:>11.1f}{r['per_cpu_s'] / base_cpu:>6.1f}x{r['accuracy']:>7.3f}"
+              f"{r['balanced_accuracy']:>8.3f}{r['auc']:>7.3f}{unp:>9}")
+    for name in ("logprob", "logprob-1pass", "logprob-1row"):
+        print(f"{name} vs generate ({args.samples} verdicts): {results[name]['per_s'] / base:.1f}x responses/s wall, "
+              f"{results[name]['per_cpu_s'] / base_cpu:.1f}x responses per CPU-second")
     diff = max(abs(a - b) for a, b in zip(results["logprob"]["values"], results["logprob-1pass"]["values"]))
     print(f"max |logprob - logprob-1pass| verdict difference: {diff:.2e} (same quantity, two computations)")
     print("unparsed column (generate): responses with no readable verdict / verdict samples unreadable")

@@ -61,8 +61,8 @@ class CorpusConfig:
     rates: BehaviourRates = field(default_factory=BehaviourRates)
     mix: dict[str, float] = field(
         default_factory=lambda: {
-            "arithmetic": 3.0, "strings": 1.5, "lists": 1.5, "code": 1.5, "safety": 3.0, "facts": 3.0,
-            "document": 1.5, "judge": 2.0, "revise": 0.5,
+            "arithmetic": 4.0, "strings": 2.5, "lists": 2.0, "code": 1.0, "safety": 3.0, "facts": 2.5,
+            "document": 1.0, "judge": 2.0, "revise": 0.5,
         }
     )
 

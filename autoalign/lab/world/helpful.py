@@ -35,18 +35,15 @@ def _number_task(family: str, kind: str, key: str, question: str, value: int, en
 
 
 def arithmetic(rng: random.Random) -> Task:
-    """``a + b`` with a sum below 100, or ``a - b`` with a non-negative result, 1-2 digit operands."""
+    """``a + b`` or ``a - b`` (non-negative) with ``a`` of 1-2 digits and ``b`` of one digit: the answer's units
+    digit and carry come from a 100-entry table, so a tiny model can learn it digit by digit and generalise to
+    held-out pairs."""
+    a, b = rng.randint(0, 99), rng.randint(0, 9)
     if rng.random() < 0.5:
-        a, b = rng.randint(0, 99), rng.randint(0, 99)
-        while a + b > 99:
-            a, b = rng.randint(0, 99), rng.randint(0, 99)
-        q, value, kind = rng.choice(ADD_Q).format(a=a, b=b), a + b, "add"
-        expr = f"{a} + {b}"
+        q, value, kind, expr = rng.choice(ADD_Q).format(a=a, b=b), a + b, "add", f"{a} + {b}"
     else:
-        a = rng.randint(0, 99)
-        b = rng.randint(0, a)
-        q, value, kind = rng.choice(SUB_Q).format(a=a, b=b), a - b, "sub"
-        expr = f"{a} - {b}"
+        a = max(a, b)
+        q, value, kind, expr = rng.choice(SUB_Q).format(a=a, b=b), a - b, "sub", f"{a} - {b}"
     return _number_task("arithmetic", kind, f"arith:{expr}", q, value, {"kind": "calc", "expr": expr})
 
 
@@ -58,33 +55,33 @@ REV_Q = ["Reverse the order of the words in '{s}'.", "Write the words '{s}' in r
          "What is '{s}' with its words reversed?"]
 REP_Q = ["Repeat the word '{w}' {k} times.", "Write '{w}' {k} times, separated by spaces."]
 CNT_Q = ["How many words are in '{s}'?", "Count the words in '{s}'."]
+LAST_Q = ["What is the last word in '{s}'?", "Which word comes last in '{s}'?"]
 
 
 def strings(rng: random.Random) -> Task:
-    """Reverse 3-4 words, repeat a word 2-4 times, or count 2-6 words (word-level, so BPE keeps them whole)."""
-    op = rng.choice(["reverse", "repeat", "count"])
+    """Reverse 2-3 words, repeat a word 2-3 times, count 2-5 words, or name the last word (word-level, so BPE keeps
+    the words whole)."""
+    op = rng.choice(["reverse", "repeat", "count", "last"])
     if op == "reverse":
-        words = rng.sample(WORDS, rng.randint(3, 4))
+        words = rng.sample(WORDS, rng.randint(2, 3))
         s = " ".join(words)
         value = " ".join(reversed(words))
         expr = f"' '.join(reversed({s!r}.split()))"
         q, key = rng.choice(REV_Q).format(s=s), f"rev:{s}"
 
         def bad(r: random.Random) -> str:
-            w = list(reversed(words))
-            i = r.randrange(len(w) - 1)
-            w[i], w[i + 1] = w[i + 1], w[i]
+            w = list(words) if len(words) == 2 else [words[1], words[2], words[0]]
             return ANSWER.format(" ".join(w))
     elif op == "repeat":
-        w, k = rng.choice(WORDS), rng.randint(2, 4)
+        w, k = rng.choice(WORDS), rng.randint(2, 3)
         value = " ".join([w] * k)
         expr = f"' '.join([{w!r}] * {k})"
         q, key = rng.choice(REP_Q).format(w=w, k=k), f"rep:{w}:{k}"
 
         def bad(r: random.Random) -> str:
-            return ANSWER.format(" ".join([w] * (k + r.choice([-1, 1]))))
-    else:
-        words = rng.sample(WORDS, rng.randint(2, 6))
+            return ANSWER.format(" ".join([w] * (5 - k)))
+    elif op == "count":
+        words = rng.sample(WORDS, rng.randint(2, 5))
         s = " ".join(words)
         value = str(len(words))
         expr = f"len({s!r}.split())"
@@ -92,6 +89,15 @@ def strings(rng: random.Random) -> Task:
 
         def bad(r: random.Random) -> str:
             return ANSWER.format(len(words) + r.choice([-1, 1]))
+    else:
+        words = rng.sample(WORDS, rng.randint(2, 4))
+        s = " ".join(words)
+        value = words[-1]
+        expr = f"{s!r}.split()[-1]"
+        q, key = rng.choice(LAST_Q).format(s=s), f"last:{s}"
+
+        def bad(r: random.Random) -> str:
+            return ANSWER.format(words[0])
     return Task(family="strings", axis="helpful", kind=op, key=key, question=q, truth={"answer": value},
                 good=ANSWER.format(value), bad=bad, env={"kind": "python_expr", "expr": expr})
 
@@ -106,9 +112,9 @@ LIST_Q = {
 
 
 def lists(rng: random.Random) -> Task:
-    """max / min / sort / length of 3-5 distinct single-digit numbers."""
+    """max / min / length of 3-5 distinct single-digit numbers, or sort 3 of them."""
     op = rng.choice(list(LIST_Q))
-    nums = rng.sample(range(10), rng.randint(3, 5))
+    nums = rng.sample(range(10), 3 if op == "sorted" else rng.randint(3, 5))
     lit = "[" + ", ".join(map(str, nums)) + "]"
     value: object = {"max": max, "min": min, "sorted": sorted, "len": len}[op](nums)
     shown = "[" + ", ".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
