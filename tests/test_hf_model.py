@@ -18,14 +18,22 @@ def model_dir(tmp_path_factory):
 PROMPTS = ["hello", [{"role": "user", "content": "hello world"}], [{"role": "user", "content": "the answer"}]]
 
 
+def same_completions(a, b) -> bool:
+    return [[(c.text, c.finish_reason, c.num_tokens) for c in x] for x in a] == [
+        [(c.text, c.finish_reason, c.num_tokens) for c in x] for x in b
+    ] and all(abs(c.logprob - d.logprob) < 1e-3 for x, y in zip(a, b) for c, d in zip(x, y))
+
+
 def test_sampling_is_seeded_and_independent_of_batching(model_dir):
     s = Sampling(n=3, temperature=1.0, top_p=0.9, max_new_tokens=6, seed=7)
     small = HFModel(model_dir, batch_size=2).generate(PROMPTS, s)
     big = HFModel(model_dir, batch_size=64).generate(PROMPTS, s)
     alone = HFModel(model_dir, batch_size=64).generate(PROMPTS[1:2], s)
     assert [len(x) for x in small] == [3, 3, 3]
-    assert small == big
-    assert alone[0] == big[1]
+    # Texts are identical whatever the batch layout; log-probs only up to float rounding (padding changes the
+    # shapes of the matrix products, and CPU kernels sum in a different order: ~1e-6 apart).
+    assert same_completions(small, big)
+    assert same_completions(alone, big[1:2])
     other = HFModel(model_dir).generate(PROMPTS, Sampling(n=3, temperature=1.0, max_new_tokens=6, seed=8))
     assert other != big
     # different sample indices of one prompt differ (random model, 6 tokens of a 320-token vocabulary)

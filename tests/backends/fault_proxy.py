@@ -41,7 +41,7 @@ class Event:
     fault: str | None
     body: bytes
     authorization: str | None
-    elapsed: float = 0.0  # from receipt to the last byte of the answer (or the drop)
+    elapsed: float | None = None  # receipt to the last byte of the answer (or the drop); None: still running
 
 
 class FaultProxy:
@@ -152,6 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
             retry = 0
         fault = proxy.decide(self.command, body, retry)
         event = Event(time.monotonic(), self.command, self.path, retry, fault, body, self.headers.get("authorization"))
+        # Logged on receipt, not on answer: a "slow" handler may still be sleeping when the stage ends and the proxy
+        # stops, and its request must count all the same (its elapsed time is filled in when it finishes).
+        proxy.log(event)
         try:
             if fault == "429":
                 return self._reply(429, b'{"error": {"message": "rate limited", "type": "rate_limit_exceeded"}}',
@@ -173,7 +176,6 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (timeout), the connection was dropped on purpose, or the proxy was stopped
         finally:
             event.elapsed = time.monotonic() - event.time
-            proxy.log(event)
 
     def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
