@@ -96,13 +96,16 @@ class Run:
         save_resolved(r, self.dir / "recipe.yaml")
         self.console.print(f"[bold]run[/] {r.name} -> {self.dir}  (policy {r.policy}, {r.rounds} rounds)")
         policy_uri = r.policy
-        rounds = [{"round": 0, "model": policy_uri, "results": self.evaluate(0, policy_uri)}]
+        rounds = [{"round": 0, "model": self.evaluated_uri(0, policy_uri),
+                   "results": self.evaluate(0, policy_uri) + self.evaluate_best_of_n(0, policy_uri)}]
         for k in range(1, r.rounds + 1):
-            prompts = self.propose(k)
+            prompts = self.propose(k, policy_uri)
             samples = self.sample(k, policy_uri, prompts)
             result = self.apply_signals(k, policy_uri, prompts, samples)
+            agreement = self.judge_agreement(k, policy_uri, prompts, samples, result)
             policy_uri = self.train(k, policy_uri, result)
-            rounds.append({"round": k, "model": policy_uri, "results": self.evaluate(k, policy_uri)})
+            results = self.evaluate(k, policy_uri) + self.evaluate_best_of_n(k, policy_uri) + agreement
+            rounds.append({"round": k, "model": self.evaluated_uri(k, policy_uri), "results": results})
         write_json(self.dir / "metrics.json", {"run": r.name, "recipe": r.model_dump(), "rounds": rounds})
         return self.report()
 
@@ -117,12 +120,36 @@ class Run:
     def _round(self, k: int) -> Path:
         return self.dir / f"round-{k}"
 
-    def propose(self, k: int) -> list[Prompt]:
+    def propose(self, k: int, policy_uri: str | None = None) -> list[Prompt]:
+        """The round's prompts: drawn from the source, and with ``prompts.self_instruct`` partly written by the
+        round's policy from them (Self-Instruct; the policy's fingerprint then keys the stage)."""
         r = self.recipe
+        si = r.prompts.self_instruct
         stage = Stage(self._round(k), "prompts")
-        key = hash_json([r.seed, k, r.prompts.model_dump()])
+        inputs = {"policy": self.lm(policy_uri or r.policy).fingerprint()} if si else {}
+        key = hash_json([r.seed, k, r.prompts.model_dump(), inputs])
         if stage.is_done(key):
             return stage.read("prompts", Prompt)
+        prompts = self._source_prompts(k)
+        written = 0
+        if si:
+            from autoalign.signals.imitation.self_instruct import propose_prompts
+
+            want = max(1, round(si.share * len(prompts)))
+            self.console.print(f"round {k}: the policy writes {want} new prompts (self-instruct)")
+            new = propose_prompts(
+                CachedLM(self.lm(policy_uri or r.policy), self.cache), prompts, want,
+                seed=derive_seed(r.seed, "self_instruct", k), style=si.style, prefix_words=si.prefix_words,
+                temperature=si.temperature, max_new_tokens=si.max_new_tokens, similarity=si.similarity,
+            )
+            written = len(new)
+            prompts = prompts[: len(prompts) - written] + new
+        stage.write("prompts", prompts)
+        stage.finish(key, r.prompts.model_dump(), inputs, {"prompts": len(prompts), "self_instruct": written})
+        return prompts
+
+    def _source_prompts(self, k: int) -> list[Prompt]:
+        r = self.recipe
         seed = derive_seed(r.seed, "prompts", k)
         if r.prompts.source == "lab":
             from autoalign.lab.prompts import lab_prompts
@@ -133,8 +160,6 @@ class Run:
                 raise UserError(f"recipe prompts.path: file not found: {r.prompts.path}")
             pool = read_jsonl(r.prompts.path, Prompt)
             prompts = random.Random(seed).sample(pool, min(r.prompts.count, len(pool)))
-        stage.write("prompts", prompts)
-        stage.finish(key, r.prompts.model_dump(), {}, {"prompts": len(prompts)})
         return prompts
 
     def sample(self, k: int, policy_uri: str, prompts: list[Prompt]) -> list[Sample]:
@@ -219,15 +244,46 @@ class Run:
                      extra={"policy": new_uri, "metrics": metrics})
         return new_uri
 
+    # ---- what evaluation measures --------------------------------------------------------------------------
+    def evaluated_uri(self, k: int, policy_uri: str) -> str:
+        """The model a round's evaluation measures: the policy, or with ``eval.aligned_upstream`` the upstream
+        model alone (round 0) and followed by the round's policy as its corrector (rounds >= 1)."""
+        up = self.recipe.eval.aligned_upstream
+        if up is None:
+            return policy_uri
+        return up if k == 0 else f"aligned:{up}+{policy_uri}"
+
+    def _aux_lm(self, uri: str):
+        """A second model held next to the policy (the Aligner's upstream model); one at a time."""
+        if getattr(self, "_aux", (None, None))[0] != uri:
+            self._aux = (uri, None)
+            try:
+                self._aux = (uri, self._load_lm(uri, **self.model_options(uri)))
+            except TypeError as exc:
+                raise UserError(f"recipe models.{uri}: {exc}") from None
+        return self._aux[1]
+
+    def eval_lm(self, k: int, policy_uri: str):
+        up = self.recipe.eval.aligned_upstream
+        if up is None:
+            return self.lm(policy_uri)
+        if k == 0:
+            return self.lm(up)
+        from autoalign.signals.model_feedback.aligner import ALIGNER_TEMPLATE, AlignedLM
+
+        template = next((s.template for s in self.signals if getattr(s, "name", "") == "aligner"), ALIGNER_TEMPLATE)
+        return AlignedLM(self._aux_lm(up), self.lm(policy_uri), template=template,
+                         draft_tokens=self.recipe.eval.max_new_tokens)
+
     def evaluate(self, k: int, policy_uri: str) -> list[dict]:
         r = self.recipe
         stage = Stage(self._round(k), "eval")
-        lm = self.lm(policy_uri)
+        lm = self.eval_lm(k, policy_uri)
         inputs = {"policy": lm.fingerprint()}
         key = hash_json([r.eval.model_dump(), inputs])
         if stage.is_done(key):
             return read_json(stage.dir / "results.json")
-        self.console.print(f"round {k}: evaluating {policy_uri} on {', '.join(r.eval.suites)}")
+        self.console.print(f"round {k}: evaluating {self.evaluated_uri(k, policy_uri)} on {', '.join(r.eval.suites)}")
         results = evaluate_suites(CachedLM(lm, self.cache), r.eval)
         dumped = [res.model_dump() for res in results]
         write_json(stage.dir / "results.json", dumped)
@@ -238,6 +294,99 @@ class Run:
                     m = res.metrics[name]
                     self.console.print(f"  {res.suite}.{name} = {m.value:.3f} [{m.lo:.3f}, {m.hi:.3f}] (n={m.n})")
         return dumped
+
+    def _reward_model_dir(self, k: int) -> Path | None:
+        """``eval.reward_model``, else the reward model a signal of this run trained by round ``k`` (its stage
+        manifest names it as ``rm_dir``), else None."""
+        if self.recipe.eval.reward_model:
+            path = Path(self.recipe.eval.reward_model).expanduser()
+            if not path.is_dir():
+                raise UserError(f"recipe eval.reward_model: not a directory: {path}")
+            return rm_model_dir(path)
+        for j in range(k, 0, -1):
+            manifest = Stage(self._round(j), "signals").manifest() or {}
+            for stats in (manifest.get("stats") or {}).values():
+                if isinstance(stats, dict) and stats.get("rm_dir") and Path(stats["rm_dir"]).is_dir():
+                    return rm_model_dir(Path(stats["rm_dir"]))
+        return None
+
+    def evaluate_best_of_n(self, k: int, policy_uri: str) -> list[dict]:
+        """With ``eval.best_of_n``: the lab suite answered by best-of-n sampling of the round's policy under the
+        reward model (suite ``lab@best-of-N``); nothing for a round with no reward model yet."""
+        r = self.recipe
+        n = r.eval.best_of_n
+        rm_dir = self._reward_model_dir(k) if n else None
+        if rm_dir is None:
+            return []
+        from autoalign.signals.model_feedback.reward_model import BestOfNLM, RewardModel
+
+        stage = Stage(self._round(k), "best_of_n")
+        rm = RewardModel(rm_dir)
+        lm = BestOfNLM(self.eval_lm(k, policy_uri), rm, n=n, temperature=r.sampling.temperature)
+        inputs = {"policy": lm.fingerprint()}
+        key = hash_json([r.eval.model_dump(), inputs])
+        if stage.is_done(key):
+            return read_json(stage.dir / "results.json")
+        self.console.print(f"round {k}: evaluating best-of-{n} under {rm_dir}")
+        cfg = r.eval.model_copy(update={"suites": ["lab"]})
+        dumped = [variant(res.model_dump(), f"best-of-{n}") for res in evaluate_suites(CachedLM(lm, self.cache), cfg)]
+        write_json(stage.dir / "results.json", dumped)
+        stage.finish(key, r.eval.model_dump(), inputs, {"suites": len(dumped)}, extra={"reward_model": str(rm_dir)})
+        return dumped
+
+    def judge_agreement(self, k: int, policy_uri: str, prompts: list[Prompt], samples: list[Sample],
+                        result: SignalResult) -> list[dict]:
+        """Round ``k``'s signal output (labels, training data) against the lab oracle, by evaluation: see
+        ``autoalign.evaluate.judge_agreement``. A reward model a signal trained is scored on held-out lab pairs."""
+        r = self.recipe
+        if not r.eval.judge_agreement or r.prompts.source != "lab":
+            return []
+        from autoalign.evaluate.judge_agreement import judge_agreement, lab_tasks_for, reward_model_lab_accuracy
+
+        stage = Stage(self._round(k), "agreement")
+        inputs = {"prompts": sha256_file(self._round(k) / "prompts" / "prompts.jsonl"),
+                  "signals": (Stage(self._round(k), "signals").manifest() or {}).get("key", "")}
+        key = hash_json([r.eval.per_family, r.eval.seed, inputs])
+        if stage.is_done(key):
+            return read_json(stage.dir / "results.json")
+        tasks = lab_tasks_for(prompts, r.prompts.count, derive_seed(r.seed, "prompts", k), r.prompts.families)
+        res = judge_agreement(prompts, samples, result.labels, result.sft, result.preferences, tasks,
+                              model=policy_uri)
+        for method, stats in (result.stats or {}).items():
+            if isinstance(stats, dict) and stats.get("rm_dir") and Path(stats["rm_dir"]).is_dir():
+                from autoalign.signals.model_feedback.reward_model import RewardModel
+
+                rm = RewardModel(rm_model_dir(Path(stats["rm_dir"])))
+                res.metrics[f"{method}.rm_lab_accuracy"] = reward_model_lab_accuracy(rm, r.eval.per_family,
+                                                                                     r.eval.seed)
+                res.config[f"{method}.rm_heldout_ai_accuracy"] = stats.get("heldout_accuracy")
+        for name, m in res.metrics.items():
+            self.console.print(f"  agreement {name} = {m.value:.3f} [{m.lo:.3f}, {m.hi:.3f}] (n={m.n})")
+        dumped = [res.model_dump()]
+        write_json(stage.dir / "results.json", dumped)
+        stage.finish(key, {"per_family": r.eval.per_family, "seed": r.eval.seed}, inputs,
+                     {"metrics": len(res.metrics), "graded_prompts": res.config["graded_prompts"]})
+        return dumped
+
+
+AXIS_NAMES = ("helpful", "harmless", "honest", "composite")
+
+
+def rm_model_dir(path: Path) -> Path:
+    """A reward-model directory as RAFT saves it (``DIR/model``) or the model directory itself."""
+    return path / "model" if (path / "model" / "config.json").is_file() else path
+
+
+def variant(result: dict, tag: str) -> dict:
+    """A suite result of a variant of the policy (best-of-n ...) as its own suite ``<suite>@<tag>``: the axis
+    scores are renamed ``<axis>@<tag>`` so the report's 3H bars keep measuring the policy itself, and the
+    variant's composite is its headline (shown next to the policy's in the composite panel and over rounds)."""
+    out = dict(result)
+    out["suite"] = f"{result['suite']}@{tag}"
+    out["metrics"] = {(f"{k}@{tag}" if k in AXIS_NAMES else k): v for k, v in result["metrics"].items()}
+    out["config"] = {**result.get("config", {}), "headline": [f"composite@{tag}"], "variant_of": result["suite"]}
+    out["transcripts"] = [{**t, "suite": out["suite"]} for t in result.get("transcripts", [])]
+    return out
 
 
 def evaluate_suites(lm, cfg) -> list:

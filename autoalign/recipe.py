@@ -21,13 +21,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SelfInstructConfig(Strict):
+    """Self-Instruct prompt proposal (``autoalign.signals.imitation.self_instruct``): the round's policy writes
+    ``share`` of the round's ``count`` prompts from a seed pool (the prompts drawn from ``source``); the rest of the
+    round's prompts are seed-pool prompts as they are (so a lab run keeps prompts the oracle can grade)."""
+
+    share: float = Field(0.5, gt=0.0, le=1.0)
+    style: Literal["auto", "prefix", "instruct"] = "auto"
+    prefix_words: int = Field(2, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    max_new_tokens: int = Field(48, ge=1)
+    similarity: float = Field(0.7, gt=0.0, le=1.0)
+
+
 class PromptsConfig(Strict):
-    """Where each round's prompts come from: the lab's task families, or a JSONL file of ``records.Prompt``."""
+    """Where each round's prompts come from: the lab's task families, or a JSONL file of ``records.Prompt``;
+    optionally partly written by the policy itself (``self_instruct``)."""
 
     source: Literal["lab", "file"] = "lab"
     count: int = Field(200, ge=1)
     families: list[str] | None = None
     path: str | None = None
+    self_instruct: SelfInstructConfig | None = None
 
 
 class SamplingConfig(Strict):
@@ -82,11 +97,22 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
+    """``aligned_upstream``: evaluate the upstream model named here alone (round 0) and followed by each round's
+    trained policy as an Aligner-style corrector (rounds >= 1), instead of the policy itself.
+    ``best_of_n``: also evaluate best-of-n sampling of each round's policy under ``reward_model`` (a reward-model
+    directory; default: the one a ``raft`` signal of the run trained), reported as suite ``lab@best-of-N``.
+    ``judge_agreement``: measure each round's signal labels and training data against the lab oracle (lab prompts
+    only; the signal never sees the oracle)."""
+
     suites: list[str] = Field(default_factory=lambda: ["lab"])
     per_family: int = Field(30, ge=1)
     limit: int | None = None
     seed: int = 1234
     max_new_tokens: int = Field(48, ge=1)
+    aligned_upstream: str | None = None
+    best_of_n: int | None = Field(None, ge=2)
+    reward_model: str | None = None
+    judge_agreement: bool = True
 
 
 class Recipe(Strict):

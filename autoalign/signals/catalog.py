@@ -12,6 +12,12 @@ from autoalign.errors import UserError
 SIGNALS: dict[str, tuple[str, str]] = {
     "self_consistency": ("autoalign.signals.inductive.self_consistency", "SelfConsistency"),
     "execution": ("autoalign.signals.environment.execution", "Execution"),
+    "llm_judge": ("autoalign.signals.model_feedback.llm_judge", "LLMJudge"),
+    "constitutional_ai": ("autoalign.signals.model_feedback.critique_revise", "ConstitutionalAI"),
+    "rlaif": ("autoalign.signals.model_feedback.rlaif", "RLAIF"),
+    "raft": ("autoalign.signals.model_feedback.raft", "RAFT"),
+    "aligner": ("autoalign.signals.model_feedback.aligner", "AlignerData"),
+    "self_rewarding": ("autoalign.signals.inductive.self_rewarding", "SelfRewarding"),
 }
 
 

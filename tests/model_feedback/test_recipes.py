@@ -1,6 +1,7 @@
 """Each model-feedback recipe loads, and its signals build from the YAML params (through the catalog once the
 methods are registered there). On lab:tiny each signal runs once on a handful of prompts (a real model, no
-training); the full ``autoalign run`` of each recipe on lab:tiny is opt-in (``-m slow``)."""
+training); then the full ``autoalign run`` of each recipe for one round on lab:tiny, and one run killed mid-stage
+and resumed."""
 
 import importlib
 import inspect
@@ -99,25 +100,116 @@ def test_recipe_signal_runs_on_lab_tiny(name, tiny_round, tiny_lm):
         assert pref.chosen != pref.rejected
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", RECIPES)
-def test_recipe_one_round_end_to_end_on_lab_tiny(name, tmp_path, tiny_model_dir):
-    from autoalign.signals import catalog
+# ---- one full round of each recipe through the CLI on lab:tiny (tiny counts: the five take ~2-3 min on 2 cores) --
+TINY = ["policy=lab:tiny", "rounds=1", "prompts.count=12", "sampling.n=2", "sampling.max_new_tokens=24",
+        "sampling.chunk_prompts=2", "eval.per_family=2", "eval.max_new_tokens=24", "train.epochs=1",
+        "train.batch_size=8"]
 
+
+def tiny_overrides(name: str, workdir: Path) -> list[str]:
+    """The recipe's own signals and evaluation options, shrunk to lab:tiny (a judge or reviser named by URI
+    becomes lab:tiny; the reward model lands in ``workdir``; no tie margin so the tiny judge yields pairs)."""
     data = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
-    if any(s["method"] not in catalog.SIGNALS for s in data["signals"]):
-        pytest.skip("signal not registered in the catalog yet")
-    overrides = ["policy=lab:tiny", "rounds=1", f"run_dir={tmp_path / 'runs'}", "prompts.count=24",
-                 "sampling.n=2", "sampling.max_new_tokens=32", "eval.per_family=4", "train.epochs=1"]
+    out = [*TINY, f"run_dir={workdir / 'runs'}"]
     for i, s in enumerate(data["signals"]):
         for key in ("reviser", "judge"):
             if s["params"].get(key) not in (None, "policy"):
-                overrides.append(f"signals.{i}.params.{key}=lab:tiny")
-        if "rm_dir" in s["params"]:
-            overrides.append(f"signals.{i}.params.rm_dir={tmp_path / 'rm'}")
-            overrides.append(f"signals.{i}.params.min_gap=0.0")
-    autoalign = str(Path(sys.executable).parent / "autoalign")
-    result = subprocess.run([autoalign, "run", str(ROOT / "recipes" / f"{name}.yaml"), *overrides],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+                out.append(f"signals.{i}.params.{key}=lab:tiny")
+        if s["method"] == "raft":
+            out += [f"signals.{i}.params.rm_dir={workdir / 'rm'}", f"signals.{i}.params.min_gap=0.0",
+                    f"signals.{i}.params.rm_epochs=1", f"signals.{i}.params.heldout=0.25", "eval.best_of_n=2"]
+        if s["method"] in ("rlaif", "self_rewarding", "llm_judge"):
+            out.append(f"signals.{i}.params.{'tie_margin' if s['method'] == 'rlaif' else 'min_gap'}=0.0")
+    if data.get("eval", {}).get("aligned_upstream"):
+        out.append("eval.aligned_upstream=lab:tiny")
+    return out
+
+
+def run_recipe(name: str, workdir: Path) -> subprocess.CompletedProcess:
+    from tests.e2e.test_run import AUTOALIGN
+
+    return subprocess.run([AUTOALIGN, "run", str(ROOT / "recipes" / f"{name}.yaml"), *tiny_overrides(name, workdir)],
+                          cwd=workdir, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_model_dir, tmp_path_factory):
+    """name -> the run directory of that recipe's one-round run on lab:tiny (run once per module)."""
+    done: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in done:
+            workdir = tmp_path_factory.mktemp(name)
+            result = run_recipe(name, workdir)
+            assert result.returncode == 0, result.stderr[-3000:]
+            done[name] = workdir / "runs" / name
+        return done[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_one_round_end_to_end_on_lab_tiny(name, finished):
+    import json
+
+    run = finished(name)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [r["round"] for r in metrics["rounds"]] == [0, 1]
+    assert (run / "report.html").exists() and "<svg" in (run / "report.html").read_text()
+    suites = {r["suite"]: r for r in metrics["rounds"][1]["results"]}
+    for name_ in ("helpful", "harmless", "honest", "composite"):
+        m = suites["lab"]["metrics"][name_]
+        assert 0.0 <= m["lo"] <= m["value"] <= m["hi"] <= 1.0
+    agreement = suites["judge_agreement"]
+    assert agreement["config"]["graded_prompts"] > 0 and "samples_correct" in agreement["metrics"]
+    signals = json.loads((run / "round-1" / "signals" / "manifest.json").read_text())
+    assert name in signals["stats"]
+    train = json.loads((run / "round-1" / "train" / "manifest.json").read_text())
+    assert train["metrics"]["trained"], train  # the signal gave training data, and the policy trained on it
+    if name == "raft":
+        assert "raft.rm_lab_accuracy" in agreement["metrics"] and "raft.judge_pairwise" in agreement["metrics"]
+        assert "lab@best-of-2" in suites and "composite@best-of-2" in suites["lab@best-of-2"]["metrics"]
+    if name == "aligner":
+        assert metrics["rounds"][0]["model"] == "lab:tiny"
+        assert metrics["rounds"][1]["model"].startswith("aligned:lab:tiny+hf:")
+        assert suites["lab"]["model"].startswith("aligned:")
+    if name == "self_rewarding":
+        prompts = (run / "round-1" / "prompts" / "prompts.jsonl").read_text().splitlines()
+        assert any('"source":"self_instruct"' in p.replace(" ", "") for p in prompts)
+        assert "self_rewarding.judge_pairwise" in agreement["metrics"]
+    if name in ("constitutional_ai", "aligner"):
+        assert f"{name}.revision_correct" in agreement["metrics"]
+
+
+def test_killed_recipe_run_resumes_to_identical_artifacts(finished, tmp_path):
+    """The cheapest recipe (rlaif), killed in the middle of its sampling stage and rerun, ends with the same
+    records as the uninterrupted run: none lost, none duplicated."""
+    import os
+    import signal
+    import time
+
+    from tests.e2e.test_run import AUTOALIGN, _artifacts
+
+    clean = finished("rlaif")
+    samples_dir = tmp_path / "runs" / "rlaif" / "round-1" / "samples"
+    cmd = [AUTOALIGN, "run", str(ROOT / "recipes" / "rlaif.yaml"), *tiny_overrides("rlaif", tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not (samples_dir / "samples-00001.jsonl").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (samples_dir / "manifest.json").exists(), "killed too late: the stage had finished"
+    assert 2 <= len(list(samples_dir.glob("samples-*.jsonl"))) < 6
+
+    result = run_recipe("rlaif", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "runs" / name / "metrics.json").exists()
+    resumed, reference = _artifacts(tmp_path / "runs" / "rlaif"), _artifacts(clean)
+    for key in reference:
+        assert resumed[key] == reference[key], f"{key} differs after resume"
+    keys = [(s["prompt_id"], s["index"]) for s in map(__import__("json").loads, resumed["samples"].splitlines())]
+    assert len(keys) == len(set(keys)) == 12 * 2
+    assert (tmp_path / "runs" / "rlaif" / "report.html").exists()

@@ -1,0 +1,108 @@
+"""Judge/oracle agreement (evaluation side) with hand-computed values, and the loop's variant renaming."""
+
+import pytest
+
+from autoalign.evaluate.judge_agreement import judge_agreement, lab_tasks_for, reward_model_lab_accuracy
+from autoalign.lab.prompts import lab_prompts
+from autoalign.loop import variant
+from autoalign.records import Label, Preference, Sample, SFTExample
+
+
+@pytest.fixture(scope="module")
+def arithmetic():
+    """Two lab arithmetic prompts with their tasks, regenerated the way the loop does."""
+    prompts = lab_prompts(2, seed=5, families=["arithmetic"])
+    tasks = lab_tasks_for(prompts, 2, 5, ["arithmetic"])
+    assert set(tasks) == {p.id for p in prompts}
+    return prompts, tasks
+
+
+def _answer(task, right: bool) -> str:
+    return task.good if right else f"The answer is {int(task.truth['answer']) + 1}."
+
+
+def test_pairwise_pointwise_and_training_data_agreement(arithmetic):
+    prompts, tasks = arithmetic
+    p, q = prompts
+    tp, tq = tasks[p.id], tasks[q.id]
+    # prompt p: samples 0 (right), 1 (wrong), 2 (wrong); prompt q: 0 (wrong), 1 (right)
+    samples = [Sample(prompt_id=p.id, index=0, text=_answer(tp, True), model="m"),
+               Sample(prompt_id=p.id, index=1, text=_answer(tp, False), model="m"),
+               Sample(prompt_id=p.id, index=2, text=_answer(tp, False) + " ", model="m"),
+               Sample(prompt_id=q.id, index=0, text=_answer(tq, False), model="m"),
+               Sample(prompt_id=q.id, index=1, text=_answer(tq, True), model="m")]
+    scores = {(p.id, 0): 0.9, (p.id, 1): 0.2, (p.id, 2): 0.95, (q.id, 0): 0.4, (q.id, 1): 0.4}
+    labels = [Label(prompt_id=pid, sample_index=i, signal="j", verdict="scored", score=v)
+              for (pid, i), v in scores.items()]
+    # oracle-separated pairs: p (0,1) judge right, p (0,2) judge wrong, q (0,1) a tie -> a miss: 1/3
+    # pointwise (>= 0.5 vs oracle): p0 yes/right, p1 no/wrong, p2 yes/wrong, q0 no/wrong, q1 no/right -> 3/5
+    sft = [SFTExample(prompt_id=p.id, messages=[*p.messages, {"role": "assistant", "content": _answer(tp, False)}],
+                      signal="j")]
+    prefs = [Preference(prompt_id=p.id, prompt=p.messages, chosen=samples[0].text, rejected=samples[1].text, signal="j"),
+             Preference(prompt_id=q.id, prompt=q.messages, chosen=samples[3].text, rejected=samples[4].text, signal="j"),
+             Preference(prompt_id=p.id, prompt=p.messages, chosen=samples[1].text, rejected=samples[2].text, signal="j")]
+    res = judge_agreement(prompts, samples, labels, sft, prefs, tasks, model="m")
+    m = res.metrics
+    assert m["samples_correct"].value == pytest.approx(2 / 5) and m["samples_correct"].n == 5
+    assert m["j.judge_pairwise"].value == pytest.approx(1 / 3) and m["j.judge_pairwise"].n == 3
+    assert m["j.judge_pointwise"].value == pytest.approx(3 / 5)
+    assert m["j.sft_correct"].value == 0.0 and m["j.sft_correct"].n == 1
+    # the third pair is two wrong answers: the oracle does not separate it
+    assert m["j.pair_correct"].value == pytest.approx(1 / 2) and m["j.pair_correct"].n == 2
+    assert 0.0 <= m["j.judge_pairwise"].lo <= 1 / 3 <= m["j.judge_pairwise"].hi <= 1.0
+    assert res.config["headline"] == ["j.judge_pairwise"] and res.config["graded_prompts"] == 2
+
+
+def test_pairwise_verdicts_and_revisions(arithmetic):
+    prompts, tasks = arithmetic
+    p = prompts[0]
+    t = tasks[p.id]
+    samples = [Sample(prompt_id=p.id, index=0, text=_answer(t, True), model="m"),
+               Sample(prompt_id=p.id, index=1, text=_answer(t, False), model="m")]
+    labels = [Label(prompt_id=p.id, sample_index=0, signal="rl", verdict="win", score=0.8, detail={"versus": 1}),
+              Label(prompt_id=p.id, sample_index=1, signal="rl", verdict="win", score=0.7, detail={"versus": 0}),
+              Label(prompt_id=p.id, sample_index=0, signal="rl", verdict="tie", score=0.5, detail={"versus": 1}),
+              # revisions: 1 fixes a wrong draft, 0 breaks a right one
+              Label(prompt_id=p.id, sample_index=1, signal="cai", verdict="revised", score=1.0,
+                    detail={"revision": _answer(t, True)}),
+              Label(prompt_id=p.id, sample_index=0, signal="cai", verdict="revised", score=1.0,
+                    detail={"revision": "I don't know."}),
+              Label(prompt_id=p.id, sample_index=0, signal="cai", verdict="passed", score=1.0, detail={})]
+    res = judge_agreement(prompts, samples, labels, [], [], tasks)
+    assert res.metrics["rl.judge_pairwise"].value == pytest.approx(1 / 3)
+    assert res.metrics["cai.revision_correct"].value == pytest.approx(1 / 2)
+    assert res.metrics["cai.draft_correct"].value == pytest.approx(1 / 2)
+    assert res.config["breakdown"]["cai"]["revisions"] == {"fixed": 1, "broken": 1, "n": 2}
+
+
+def test_prompts_without_ground_truth_are_left_out(arithmetic):
+    prompts, tasks = arithmetic
+    written = prompts[0].model_copy(update={"id": "si-1", "source": "self_instruct"})
+    assert lab_tasks_for([written], 2, 5, ["arithmetic"]) == {}
+    res = judge_agreement([written], [Sample(prompt_id="si-1", index=0, text="x", model="m")],
+                          [Label(prompt_id="si-1", sample_index=0, signal="j", verdict="scored", score=1.0)],
+                          [], [], {})
+    assert res.metrics == {} and res.config["graded_prompts"] == 0
+
+
+def test_reward_model_lab_accuracy_counts_ties_as_errors():
+    class LengthRM:  # prefers the longer response; a constant RM ties everything
+        def __init__(self, const=False):
+            self.const = const
+
+        def score(self, prompts, responses):
+            return [0.0 if self.const else float(len(r)) for r in responses]
+
+    assert reward_model_lab_accuracy(LengthRM(const=True), per_family=2).value == 0.0
+    m = reward_model_lab_accuracy(LengthRM(), per_family=2)
+    assert m.n > 0 and 0.0 <= m.value <= 1.0
+
+
+def test_variant_renames_axis_scores_and_suite():
+    res = {"suite": "lab", "model": "m", "metrics": {"helpful": {"v": 1}, "composite": {"v": 2}, "helpful.x": {}},
+           "transcripts": [{"suite": "lab", "item_id": "a"}], "config": {"headline": ["composite"]}}
+    out = variant(res, "best-of-4")
+    assert out["suite"] == "lab@best-of-4"
+    assert set(out["metrics"]) == {"helpful@best-of-4", "composite@best-of-4", "helpful.x"}
+    assert out["config"]["headline"] == ["composite@best-of-4"] and out["transcripts"][0]["suite"] == "lab@best-of-4"
+    assert res["suite"] == "lab"  # the input is not modified
