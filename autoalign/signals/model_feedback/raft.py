@@ -47,7 +47,8 @@ def cache_root() -> Path:
 
 def ai_preferences(scored: Sequence[Scored], prompts: Sequence[Prompt], signal: str, min_gap: float,
                    per_prompt: int) -> list[Preference]:
-    """All pairs of a prompt's scored samples (distinct texts) whose judge scores differ by ``min_gap`` or more,
+    """All pairs of a prompt's scored samples (distinct texts) whose judge scores differ by ``min_gap`` or more
+    (and by something: equal scores never make a pair),
     widest gaps first, at most ``per_prompt`` per prompt."""
     by_id = {p.id: p for p in prompts}
     groups: dict[str, list[Scored]] = {}
@@ -61,7 +62,7 @@ def ai_preferences(scored: Sequence[Scored], prompts: Sequence[Prompt], signal: 
         for i, a in enumerate(items):
             for b in items[i + 1 :]:
                 gap = a.verdict.value - b.verdict.value  # type: ignore[operator]
-                if abs(gap) >= min_gap and a.sample.text.strip() != b.sample.text.strip():
+                if abs(gap) >= max(min_gap, 1e-12) and a.sample.text.strip() != b.sample.text.strip():
                     w, l_ = (a, b) if gap > 0 else (b, a)
                     pairs.append((abs(gap), w.sample.index, l_.sample.index, w, l_))
         pairs.sort(key=lambda t: (-t[0], t[1], t[2]))
