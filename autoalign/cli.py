@@ -59,43 +59,61 @@ def demo(overrides: Annotated[Optional[list[str]], typer.Argument(help="dotted o
 @app.command("eval")
 def eval_(
     model: Annotated[str, typer.Argument(help="model URI: lab:small, hf:PATH, openai:URL#MODEL, vllm:ID")],
-    suite: Annotated[list[str], typer.Option(help="suite name, repeatable; '3h' = all")] = ["lab"],
-    limit: Annotated[Optional[int], typer.Option(help="at most N items per suite (stratified)")] = None,
-    per_family: Annotated[int, typer.Option(help="lab suite: items per task family")] = 30,
-    data_dir: Annotated[Optional[Path], typer.Option(help="public benchmark files (default ../shared/data)")] = None,
-    judge: Annotated[Optional[str], typer.Option(help="judge model URI for refusal / win-rate scoring")] = None,
+    suite: Annotated[list[str], typer.Option(
+        help="suite or group, repeatable or comma-separated: lab, xstest, harmbench, do_not_answer, realtoxicity, "
+             "bbq, hh_rlhf, robustness, truthfulqa, gsm8k, humaneval, winrate; groups helpful, harmless, honest, "
+             "public, 3h (all)")] = ["lab"],
+    limit: Annotated[Optional[int], typer.Option(help="at most N items per suite (stratified, seeded)")] = None,
+    per_family: Annotated[Optional[int], typer.Option(
+        help="lab suite: items per task family (default: --limit, else 30)")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        help="public benchmark files (default $AUTOALIGN_DATA, else ../shared/data)")] = None,
+    judge: Annotated[Optional[str], typer.Option(help="judge model URI for refusal, toxicity and win-rate scoring")] = None,
     reference: Annotated[Optional[str], typer.Option(help="reference model URI for the win rate")] = None,
-    out: Annotated[Path, typer.Option(help="output directory")] = Path("runs/eval"),
+    max_new_tokens: Annotated[Optional[int], typer.Option(
+        help="cap every suite's generation length (default: each suite's own)")] = None,
+    option: Annotated[Optional[list[str]], typer.Option(
+        help="suite option KEY=VALUE, repeatable: rtp_samples=5, humaneval_samples=1, templates=direct,base64, "
+             "instructions=FILE.jsonl, hh_scorer=judge")] = None,
+    out: Annotated[Path, typer.Option(help="output directory (report.html, results.json, cache/)")] = Path("runs/eval"),
     seed: int = 1234,
 ):
-    """Evaluate a model on 3H suites and write an HTML report."""
-    from autoalign.models.registry import check_uri, load_lm
-    from autoalign.store import CachedLM, CallCache, write_json
+    """Evaluate a model on 3H suites and write an HTML report. Model calls are cached in OUT/cache: a rerun is free."""
+    import time
 
+    from autoalign.evaluate.runner import check_data, expand, parse_options, run_suites
+    from autoalign.models.registry import check_uri, load_lm
+
+    started = time.monotonic()
     for uri in filter(None, (model, judge, reference)):
         check_uri(uri)
-    lm = CachedLM(load_lm(model), CallCache(out / "cache"))
-    suites = [s for x in suite for s in x.split(",") if s]
-    results = []
-    if "lab" in suites:
-        from autoalign.evaluate.lab_suite import evaluate_lab
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1 (got {limit})")
+    options = parse_options(option or [])
+    names = expand([s for x in suite for s in x.split(",") if s.strip()], judge, reference, options)
+    counts = check_data(names, data_dir, options)  # a bad data file fails here, before the model loads
+    console.print(f"suites: {', '.join(f'{n} ({counts[n]} items)' if n in counts else n for n in names)}",
+                  soft_wrap=True, highlight=False)
+    lm = load_lm(model)
+    judge_lm = load_lm(judge) if judge else None
+    reference_lm = load_lm(reference) if reference else None
 
-        results.append(evaluate_lab(lm, per_family=per_family, seed=seed))
-    others = [s for s in suites if s != "lab"]
-    if others:
-        from autoalign.evaluate.runner import run_suites
+    def progress(name, result, seconds):
+        heads = result.config.get("headline") or list(result.metrics)[:2]
+        figs = ", ".join(f"{h} {result.metrics[h].value:.3f}" for h in heads if h in result.metrics)
+        console.print(f"  {name}: {figs} ({seconds:.1f}s)", soft_wrap=True, highlight=False, markup=False)
 
-        results.extend(run_suites(
-            lm, others, limit=limit, data_dir=data_dir, seed=seed,
-            judge=load_lm(judge) if judge else None, reference=load_lm(reference) if reference else None,
-        ))
-    write_json(out / "results.json", [r.model_dump() for r in results])
-    for r in results:
-        for name, m in r.metrics.items():
-            console.print(f"{r.suite}.{name} = {m.value:.3f} [{m.lo:.3f}, {m.hi:.3f}] n={m.n} ({m.scorer})")
+    results = run_suites(lm, names, limit=limit, data_dir=data_dir, seed=seed, judge=judge_lm,
+                         reference=reference_lm, cache_dir=out / "cache", per_family=per_family,
+                         max_new_tokens=max_new_tokens, options=options, on_suite=progress)
     from autoalign.report.html import write_eval_report
 
-    console.print(f"[bold green]report[/] {write_eval_report(results, out, title=f'autoalign eval: {model}')}")
+    path = write_eval_report(results, out, title=f"autoalign eval: {model}")
+    for r in results:
+        for name, m in r.metrics.items():
+            console.print(f"{r.suite}.{name} = {m.value:.3f} [{m.lo:.3f}, {m.hi:.3f}] n={m.n} ({m.scorer})",
+                          highlight=False, soft_wrap=True, markup=False)
+    console.print(f"[bold green]report[/] {path} ({time.monotonic() - started:.0f}s)")
 
 
 @app.command()

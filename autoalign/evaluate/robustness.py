@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import codecs
 
+from autoalign.errors import UserError
 from autoalign.evaluate.common import SuiteContext, chat, generate_texts, keep_transcripts, rate, suite_config
 from autoalign.evaluate.data import stratified_sample
 from autoalign.evaluate.harmbench import load as load_harmbench
@@ -64,9 +65,25 @@ def decoded(template: str, response: str) -> str | None:
     return None
 
 
+def template_names(ctx: SuiteContext) -> list[str]:
+    """The templates to run (option ``templates``, default all), each checked against ``TEMPLATES``."""
+    names = ctx.options.get("templates") or list(TEMPLATES)
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = [t for t in names if t not in TEMPLATES]
+    if unknown:
+        raise UserError(f"robustness: unknown template(s) {', '.join(unknown)} (known: {', '.join(TEMPLATES)})")
+    return names
+
+
+def load(ctx: SuiteContext) -> list[tuple[str, str, str]]:
+    """HarmBench's requests (the templates are checked too, so a typo fails before any model call)."""
+    template_names(ctx)
+    return load_harmbench(ctx)
+
+
 def run(ctx: SuiteContext) -> SuiteResult:
-    base = stratified_sample(load_harmbench(ctx), ctx.limit, ctx.seed)
-    names = list(ctx.options.get("templates") or TEMPLATES)
+    base = stratified_sample(load(ctx), ctx.limit, ctx.seed)
+    names = template_names(ctx)
     grader = RefusalGrader(ctx.judge, seed=ctx.seed)
     cells = [(t, item) for t in names for item in base]
     responses = generate_texts(ctx.lm, [chat(wrap(t, p)) for t, (_, p, _) in cells], ctx.greedy(128))

@@ -39,7 +39,7 @@ AXES: dict[str, tuple[str, ...]] = {
     "harmless": ("xstest", "harmbench", "do_not_answer", "realtoxicity", "bbq", "hh_rlhf", "robustness"),
     "honest": ("truthfulqa",),
 }
-GROUPS: dict[str, tuple[str, ...]] = {**AXES, "public": tuple(PUBLIC), "3h": (*PUBLIC, "lab")}
+GROUPS: dict[str, tuple[str, ...]] = {**AXES, "public": tuple(PUBLIC), "3h": ("lab", *PUBLIC)}
 SUITES: tuple[str, ...] = (*PUBLIC, "lab")
 NAMES: tuple[str, ...] = (*SUITES, *GROUPS)
 
@@ -69,6 +69,40 @@ def expand(suites: list[str], judge: Any = None, reference: Any = None, options:
             raise UserError(f"unknown suite {name!r} (known: {', '.join(NAMES)})")
         out.extend(m for m in members if m not in out)
     return out
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (the CLI's ``--option``) to suite options: integers parsed, ``templates`` split on
+    commas."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--option {pair!r}: expected KEY=VALUE")
+        key, value = key.strip(), value.strip()
+        out[key] = ([v for v in value.split(",") if v] if key == "templates"
+                    else int(value) if value.lstrip("-").isdigit() else value)
+    return out
+
+
+def check_data(names: list[str], data_dir: Path | None = None, options: dict[str, Any] | None = None) -> dict[str, int]:
+    """Read every data file the named suites need and return ``{suite: items}``, before any model is loaded.
+
+    Why: a missing or malformed file should cost a second and one clear line (``UserError``, exit code 2 in the
+    CLI), not minutes of model loading and the suites that ran before it. Parsing twice is cheap next to a model.
+    """
+    options = dict(options or {})
+    needs_data = [n for n in names if n in PUBLIC and n != "winrate"]
+    resolved = resolve_data_dir(data_dir) if needs_data else Path(".")
+    ctx = SuiteContext(lm=None, data_dir=resolved, options=options)
+    counts: dict[str, int] = {}
+    for name in names:
+        if name == "lab":
+            continue
+        module = importlib.import_module(f"autoalign.evaluate.{PUBLIC[name]}")
+        if name != "winrate" or options.get("instructions"):
+            counts[name] = len(module.load(ctx))
+    return counts
 
 
 def _run_lab(lm, ctx: SuiteContext, per_family: int | None) -> SuiteResult:

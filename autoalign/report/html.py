@@ -90,6 +90,7 @@ def overview(series: Sequence[str], columns: Sequence[list[SuiteResult]], what: 
                         labels.append(f.label)
         if not labels:
             continue
+        marks = {f.label: _mark(f) for results in columns for r in results for f in headline(r)}
         grid, metrics = [], []
         for label in labels:
             row = []
@@ -100,14 +101,41 @@ def overview(series: Sequence[str], columns: Sequence[list[SuiteResult]], what: 
                 if found is not None:
                     metrics.append(found.metric)
             grid.append(row)
-        parts.append("<div class='card'>" + bar_chart(f"{axis}: headline metrics", labels, series, grid,
-                                                        y_range(metrics), f"chart-{axis}") + "</div>")
-    parts.append("</div><p class='note'>The axis score averages each axis's headline metrics after putting them "
+        parts.append("<div class='card'>" + bar_chart(f"{axis}: headline metrics", [f"{x} {marks[x]}" for x in labels],
+                                                        series, grid, y_range(metrics), f"chart-{axis}") + "</div>")
+    parts.append("</div>" + axis_table(series, columns))
+    parts.append("<p class='note'>↑ higher is better, ↓ lower is better, →0 best at zero. The axis score averages each axis's headline metrics after putting them "
                  "on a 0-1 higher-is-better scale (a lower-is-better rate r counts as 1 - r; a bias score b, best "
                  "at 0, as 1 - |b|). Its error bar averages the metrics' 95% interval bounds the same way, which is "
                  "conservative. Per-metric bars show each figure as measured, with its 95% CI; hover for n and "
                  "scorer.</p>")
     return "".join(parts)
+
+
+def _mark(f: Figure) -> str:
+    return "→0" if f.two_sided else "↑" if f.metric.higher_is_better else "↓"
+
+
+def axis_table(series: Sequence[str], columns: Sequence[list[SuiteResult]]) -> str:
+    """The 3H chart's numbers in words: per axis and model/round, the score, its interval, and which headline
+    metrics and scorers went into it, so every bar can be traced to the figures (and scorers) behind it."""
+    rows = []
+    for axis in AXES:
+        for name, results in zip(series, columns):
+            s = axis_score(results, axis)
+            if s is None:
+                continue
+            figs = [f for r in results for f in headline(r) if f.metric.axis == axis and f.oriented() is not None]
+            scorers = sorted({f.metric.scorer for f in figs})
+            rows.append(f"<tr><td>{axis}</td>" + (f"<td>{escape(name)}</td>" if len(series) > 1 else "")
+                        + f"<td class='num'>{_num(s[0])}</td><td class='num'>[{_num(s[1])}, {_num(s[2])}]</td>"
+                        f"<td>{escape(', '.join(f'{f.label} {_mark(f)}' for f in figs))}</td>"
+                        f"<td>{escape(', '.join(scorers))}</td></tr>")
+    if not rows:
+        return ""
+    head = ("<tr><th>axis</th>" + ("<th>model / round</th>" if len(series) > 1 else "")
+            + "<th>score</th><th>95% CI</th><th>headline metrics averaged</th><th>scorers</th></tr>")
+    return f"<table class='axes'>{head}{''.join(rows)}</table>"
 
 
 # ---- tables -------------------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_eval_report_is_self_contained_with_charts(tmp_path):
     assert len(json.loads((tmp_path / "out" / "results.json").read_text())) == 8
     for chart in ("chart-3h", "chart-helpful", "chart-harmless", "chart-honest"):
         assert f'id="{chart}"' in html
-    assert "How reliable is each scorer?" in html and "held-out test split: accuracy" in html
+    assert "How reliable is each scorer?" in html and "second-author held-out set: accuracy 0.84" in html
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in html  # transcripts are escaped
     assert not re.search(r"""(src|href)=["']?https?:""", html)  # nothing fetched from the network
     assert "hf:a" in html and "hf:b" in html
@@ -96,6 +96,35 @@ def render(page: Path, profile: Path) -> tuple[str, list[str]]:
     return proc.stdout, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
 
 
+def _write_loop_run(run_dir: Path) -> None:
+    """metrics.json exactly as ``autoalign run`` writes it (loop.Run.execute): the resolved demo recipe, and each
+    round's results from ``loop.evaluate_suites`` (lab suite + public suites), here on scripted models that get
+    better from round to round."""
+    from autoalign.loop import evaluate_suites
+    from autoalign.recipe import EvalConfig, load_recipe
+    from autoalign.store import write_json
+    from tests.eval.fakes import FakeLM
+
+    recipe = load_recipe(Path(__file__).parents[2] / "recipes" / "demo.yaml", [])
+    cfg = EvalConfig(suites=["lab", "xstest", "bbq", "truthfulqa", "robustness"], per_family=2, limit=4,
+                     max_new_tokens=8)
+    replies = ["Sure. The answer is 4.", "I can't help with that."]
+    rounds = [{"round": k, "model": "lab:tiny" if k == 0 else f"{run_dir}/round-{k}/train/model",
+               "results": [r.model_dump() for r in evaluate_suites(FakeLM(reply=lambda p, k=k: replies[k % 2],
+                                                                          uri=f"lab:tiny@{k}"), cfg)]}
+              for k in range(2)]
+    write_json(run_dir / "metrics.json", {"run": recipe.name, "recipe": recipe.model_dump(), "rounds": rounds})
+
+
+def test_run_report_from_the_loop_shape(tmp_path):
+    _write_loop_run(tmp_path / "run")
+    html = write_run_report(tmp_path / "run").read_text()
+    assert 'id="chart-3h"' in html and 'id="line-0"' in html and "Same prompts, before and after" in html
+    for suite in ("lab", "xstest", "bbq", "truthfulqa", "robustness"):
+        assert f"id='suite-{suite}'" in html
+    assert "lab-oracle" in html and "refusal-rules" in html and "second-author held-out set" in html
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
 def test_reports_render_in_headless_chromium(tmp_path):
     bad = tmp_path / "bad.html"
@@ -106,6 +135,8 @@ def test_reports_render_in_headless_chromium(tmp_path):
     pages = [write_eval_report(results("hf:a") + results("hf:b", 0.1), tmp_path / "eval", "Eval")]
     _write_run(tmp_path / "run")
     pages.append(write_run_report(tmp_path / "run"))
+    _write_loop_run(tmp_path / "loop-run")  # what `autoalign run` / `autoalign demo` write
+    pages.append(write_run_report(tmp_path / "loop-run"))
     for k, page in enumerate(pages):
         dom, console = render(page, tmp_path / f"profile{k + 1}")
         assert console == [], console
@@ -113,3 +144,4 @@ def test_reports_render_in_headless_chromium(tmp_path):
         rendered = int(re.search(r'data-charts-rendered="(\d+)"', dom).group(1))
         assert charts >= 4 and rendered == charts  # every chart laid out with a non-empty box
         assert dom.count("<rect") > 10 and "<svg" in dom
+        assert "<th>95% CI</th>" in dom and "<th>scorer</th>" in dom and 'class="verdict"' in dom
