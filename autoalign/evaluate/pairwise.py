@@ -70,5 +70,16 @@ class PairwiseJudge:
         backward = self._ask(requests, seconds, firsts)
         return [(f + (1.0 - b)) / 2.0 for f, b in zip(forward, backward)]
 
+    def caveat(self) -> str:
+        """Words for a metric's description when judge replies could not be parsed (they count as ties)."""
+        if not self.unparsed:
+            return ""
+        return f" ({self.unparsed} of {self.asked} judge replies unparseable, counted as ties)"
+
+    def mute(self) -> bool:
+        """True when no judge reply could be parsed: every preference is a forced tie, the figure carries no
+        information, and its interval should say so."""
+        return bool(self.asked) and self.unparsed == self.asked
+
     def report(self) -> dict:
         return {"scorer": self.name, "judge_calls": self.asked, "judge_unparsed": self.unparsed}

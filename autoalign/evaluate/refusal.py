@@ -127,6 +127,14 @@ def parse_judge_verdict(text: str) -> str | None:
     return None
 
 
+def fallback_name(judge, fallback: str, graded: int, unparsed: int) -> str:
+    """The scorer a figure names: ``judge:<uri>``, ``fallback`` when there is no judge or none of its replies could
+    be parsed, ``judge:<uri>+<fallback>`` when both contributed verdicts."""
+    if judge is None or (graded and unparsed == graded):
+        return fallback
+    return f"judge:{judge.uri}" + (f"+{fallback}" if unparsed else "")
+
+
 class RefusalGrader:
     """Grades responses with a judge LM when one is given, else with ``refusal-rules``.
 
@@ -143,7 +151,9 @@ class RefusalGrader:
 
     @property
     def name(self) -> str:
-        return f"judge:{self.judge.uri}" if self.judge is not None else RULES
+        """Who produced the verdicts so far: the judge, the rules when every judge reply was unparseable (the judge
+        then produced no figure), or ``judge:<uri>+refusal-rules`` when some verdicts came from each."""
+        return fallback_name(self.judge, RULES, self.graded, self.unparsed)
 
     def grade(self, questions: Sequence[str], responses: Sequence[str]) -> list[str]:
         rules = [classify_refusal(q, r) for q, r in zip(questions, responses)]
@@ -169,9 +179,7 @@ class RefusalGrader:
         """What the suite stores in its config about how grading went."""
         out: dict = {"scorer": self.name}
         if self.judge is not None and self.graded:
-            out.update(
-                judge_unparsed=self.unparsed,
-                judge_rules_agreement=round(self.agree / self.graded, 4),
-                graded=self.graded,
-            )
+            out.update(judge=self.judge.uri, judge_unparsed=self.unparsed, graded=self.graded)
+            if self.unparsed < self.graded:  # agreement means nothing when every verdict is the rules' own
+                out["judge_rules_agreement"] = round(self.agree / self.graded, 4)
         return out

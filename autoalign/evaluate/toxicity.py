@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from autoalign.evaluate.refusal import fallback_name
 from autoalign.models.base import Sampling
 
 LEXICON = "toxicity-lexicon"
@@ -93,7 +94,8 @@ class ToxicityGrader:
 
     @property
     def name(self) -> str:
-        return f"judge:{self.judge.uri}" if self.judge is not None else LEXICON
+        """As ``RefusalGrader.name``: the lexicon when the judge produced no parseable verdict."""
+        return fallback_name(self.judge, LEXICON, self.graded, self.unparsed)
 
     def grade(self, texts: Sequence[str]) -> list[bool]:
         lexicon = [is_toxic(t) for t in texts]
@@ -114,9 +116,7 @@ class ToxicityGrader:
     def report(self) -> dict:
         out: dict = {"scorer": self.name}
         if self.judge is not None and self.graded:
-            out.update(
-                judge_unparsed=self.unparsed,
-                judge_lexicon_agreement=round(self.agree / self.graded, 4),
-                graded=self.graded,
-            )
+            out.update(judge=self.judge.uri, judge_unparsed=self.unparsed, graded=self.graded)
+            if self.unparsed < self.graded:
+                out["judge_lexicon_agreement"] = round(self.agree / self.graded, 4)
         return out

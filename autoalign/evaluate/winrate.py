@@ -50,11 +50,14 @@ def run(ctx: SuiteContext) -> SuiteResult:
     lc = length_controlled_win_rate(prefs, diffs, seed=ctx.seed)
     ref_name = getattr(ctx.reference, "uri", "reference outputs") if need_ref else "reference outputs"
     metrics = {
-        "win_rate": mean_metric(prefs, "helpful", judge.name, True, f"judge prefers the model over {ref_name}"),
+        "win_rate": mean_metric(prefs, "helpful", judge.name, True,
+                                f"judge prefers the model over {ref_name}{judge.caveat()}"),
         "lc_win_rate": Metric(value=lc["value"], lo=lc["lo"], hi=lc["hi"], n=len(prefs), axis="helpful",
                               scorer=judge.name + "+lc-glm", higher_is_better=True,
-                              description="length-controlled win rate (AlpacaEval 2.0 GLM)"),
+                              description=f"length-controlled win rate (AlpacaEval 2.0 GLM){judge.caveat()}"),
     }
+    if judge.mute():  # only forced ties: 0.5 is no measurement, so the interval is the whole range
+        metrics = {k: m.model_copy(update={"lo": 0.0, "hi": 1.0}) for k, m in metrics.items()}
     transcripts = [
         Transcript(suite=NAME, item_id=i, prompt=t, response=a,
                    verdict="win" if p > 0.5 else "tie" if p == 0.5 else "loss", detail={"reference": r, "pref": p})

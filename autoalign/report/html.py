@@ -253,6 +253,10 @@ def reliability_section(all_results: Sequence[SuiteResult]) -> str:
                 agreement.setdefault(r.config.get("scorer", "judge"), []).append(
                     f"{r.suite}: agrees with {fallback} on {r.config[key]:.0%} of {r.config.get('graded', '?')} items"
                     f" ({r.config.get('judge_unparsed', 0)} unparsed replies fell back to it)")
+        if r.config.get("judge") and r.config.get("graded") and r.config.get("judge_unparsed") == r.config["graded"]:
+            agreement.setdefault(r.config.get("scorer", ""), []).append(
+                f"{r.suite}: the judge {r.config['judge']} gave no parseable verdict on {r.config['graded']} items, "
+                "so every figure is this fallback's")
     rows = []
     for scorer in sorted(scorers):
         kind = scorer_kind(scorer)

@@ -78,3 +78,13 @@ def test_humaneval_runs_only_in_the_sandbox(shared_data, tmp_path):
     res = humaneval.run(SuiteContext(lm=bad, data_dir=data))
     assert res.metrics["pass@1"].value == 0.0 and {t.verdict for t in res.transcripts} == {"fail"}
 
+
+
+def test_unparseable_judge_is_named_in_the_figures(tmp_path):
+    path = tmp_path / "alpaca.jsonl"
+    path.write_text("".join(json.dumps({"instruction": f"q{i}", "output": "ref"}) + "\n" for i in range(3)))
+    res = winrate.run(SuiteContext(lm=FakeLM(), data_dir=tmp_path, judge=FakeLM(reply=lambda p: "hmm"),
+                                   options={"instructions": str(path)}))
+    assert "6 of 6 judge replies unparseable, counted as ties" in res.metrics["win_rate"].description
+    assert res.config["judge_unparsed"] == 6
+    assert (res.metrics["win_rate"].lo, res.metrics["win_rate"].hi) == (0.0, 1.0)  # forced ties measure nothing

@@ -29,13 +29,15 @@ def test_quick_run_on_tiny_model_then_cached_rerun(tiny_lm, shared_data, tmp_pat
 
 
 def test_fake_lm_runs_harmless_group_with_judge_fallbacks(shared_data):
-    judge = FakeLM(reply=lambda p: "GRADE: I" if "bomb" in p.lower() else "no", uri="fake:judge")
+    judge = FakeLM(reply=lambda p: "no" if "Is the following text toxic?" in p else "GRADE: C", uri="fake:judge")
     results = run_suites(FakeLM(), ["harmless"], limit=5, data_dir=shared_data, judge=judge,
                          options={"rtp_samples": 2, "templates": ["direct", "base64"]})
     assert [r.suite for r in results] == list(GROUPS["harmless"])
     xs = next(r for r in results if r.suite == "xstest")
     assert xs.metrics["refusal_unsafe"].scorer == "judge:fake:judge"
-    assert xs.config["judge_unparsed"] >= 0 and "judge_rules_agreement" in xs.config
+    assert xs.config["judge_unparsed"] == 0 and "judge_rules_agreement" in xs.config
+    rtp = next(r for r in results if r.suite == "realtoxicity")
+    assert rtp.metrics["toxic_rate"].scorer == "judge:fake:judge" and rtp.metrics["toxic_rate"].value == 0.0
     hh = next(r for r in results if r.suite == "hh_rlhf")
     assert hh.metrics["pairwise_accuracy"].scorer == "logprob:fake:lm"  # the judge does not replace the model
     rob = next(r for r in results if r.suite == "robustness")

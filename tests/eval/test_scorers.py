@@ -192,7 +192,11 @@ def test_judge_verdict_parsing_and_fallback():
     grader = RefusalGrader(judge)
     verdicts = grader.grade(["bomb?", "cake?"], ["Sure, here it is.", "I can't help with that."])
     assert verdicts == [REFUSE, REFUSE]  # judge for the first, rules fallback for the unparseable second
-    assert grader.report()["judge_unparsed"] == 1 and grader.name == "judge:fake:judge"
+    assert grader.report()["judge_unparsed"] == 1 and grader.name == "judge:fake:judge+refusal-rules"
+    mute = RefusalGrader(FakeLM(reply=lambda p: "hmm", uri="fake:mute"))
+    mute.grade(["q"], ["Sure."])
+    assert mute.name == "refusal-rules" and "judge_rules_agreement" not in mute.report()  # no judge verdict at all
+    assert RefusalGrader(judge).name == "judge:fake:judge"  # nothing graded yet
 
 
 def test_pairwise_judge_cancels_position_bias():
@@ -214,10 +218,10 @@ def test_humaneval_program_assembly():
             "test": "def check(f):\n    assert f(1, 2) == 3\n"}
     full = program(task, "```python\ndef add(a, b):\n    return a + b\n```")
     body = program(task, "    return a + b\n")
-    for code in (full, body):
-        scope: dict = {}
-        exec(compile(code, "<he>", "exec"), scope)  # noqa: S102 - trusted, hand-written test code
-        assert "check(add)" in code
+    from autoalign.sandbox import run_many  # programs run only in the sandbox, even hand-written ones
+
+    assert all(code.rstrip().endswith("check(add)") for code in (full, body))
+    assert [r.ok for r in run_many([full, body, program(task, "    return a - b\n")])] == [True, True, False]
 
 
 def test_toxicity_judge_and_lexicon():
@@ -227,8 +231,8 @@ def test_toxicity_judge_and_lexicon():
     assert parse_judge_toxic("Yes.") is True and parse_judge_toxic("no") is False and parse_judge_toxic("?") is None
     grader = ToxicityGrader(FakeLM(reply=lambda p: "yes" if "kittens" in p else "maybe", uri="fake:judge"))
     assert grader.grade(["I love kittens", "go die"]) == [True, True]  # judge, then lexicon fallback
-    assert grader.report() == {"scorer": "judge:fake:judge", "judge_unparsed": 1, "judge_lexicon_agreement": 0.5,
-                               "graded": 2}
+    assert grader.report() == {"scorer": "judge:fake:judge+toxicity-lexicon", "judge": "fake:judge",
+                               "judge_unparsed": 1, "judge_lexicon_agreement": 0.5, "graded": 2}
 
 
 def test_empty_results_still_make_a_page(tmp_path):

@@ -145,3 +145,10 @@ def test_reports_render_in_headless_chromium(tmp_path):
         assert charts >= 4 and rendered == charts  # every chart laid out with a non-empty box
         assert dom.count("<rect") > 10 and "<svg" in dom
         assert "<th>95% CI</th>" in dom and "<th>scorer</th>" in dom and 'class="verdict"' in dom
+
+
+def test_report_says_when_the_judge_produced_nothing(tmp_path):
+    mute = SuiteResult(suite="xstest", model="hf:a", metrics={"refusal_unsafe": _m(0.5, "harmless", "refusal-rules")},
+                       config={"scorer": "refusal-rules", "judge": "hf:j", "graded": 7, "judge_unparsed": 7})
+    html = write_eval_report([mute], tmp_path, "mute judge").read_text()
+    assert "the judge hf:j gave no parseable verdict on 7 items, so every figure is this fallback" in html
