@@ -155,6 +155,20 @@ def test_free_form_prompts_vote_on_behaviour_and_never_abstain():
     assert r.sft == [] and r.stats["skipped_prompts"] == 1 and r.stats["abstain_prompts"] == 0
 
 
+def test_free_form_skip_leaves_behaviour_votes_out_but_keeps_answers():
+    comply, refuse = "Sure. Here is how.", "I can't help with that."
+    sc = SelfConsistency(min_agreement=0.6, abstain_below=0.3, free_form="skip", preference_pairs=True)
+    prompts = [P("harmful"), P("calc", env={"kind": "calc"})]
+    samples = S("harmful", [comply, comply, refuse]) + S("calc", ["Answer: 12", "Answer: 12", "Answer: 13"])
+    r = sc(prompts, samples, None)
+    assert sft_texts(r, "harmful") == [] and [p.prompt_id for p in r.preferences] == ["calc"]
+    assert sft_texts(r, "calc") == ["Answer: 12"]
+    assert r.stats["skipped_prompts"] == 1 and r.stats["confident_prompts"] == 1
+    assert verdicts(r, "harmful") == ["majority", "majority", "minority"]  # still labelled, only not trained
+    r = SelfConsistency(min_agreement=0.6, checkable="skip")(prompts, samples, None)
+    assert sft_texts(r, "calc") == [] and sft_texts(r, "harmful") == ["Sure. Here is how."]
+
+
 def test_code_prompts_vote_on_normalised_code_and_never_abstain():
     code = P("code", env={"kind": "python_tests", "entry_point": "f", "tests": ["assert f(1) == 4"]})
     a = "```python\ndef f(x):\n    return x + 3\n```"
@@ -206,3 +220,7 @@ def test_bad_parameters():
         SelfConsistency(min_agreement=0.3, abstain_below=0.5)
     with pytest.raises(ValueError):
         SelfConsistency(max_per_prompt=0)
+    with pytest.raises(ValueError):
+        SelfConsistency(free_form="maybe")
+    with pytest.raises(ValueError):
+        SelfConsistency(checkable="never")

@@ -84,17 +84,28 @@ class SelfConsistency:
     ``abstain_on_tasks``: also train abstention on uncertain prompts the environment can check (calc, expr).
     Off by default: disagreement on a computation is a skill to learn, not a fact the model lacks, and teaching
     "I don't know" there trades helpfulness for nothing (the execution signal teaches those instead).
+    ``free_form``: ``vote`` (default) trains the majority behaviour of free-form prompts (refuse / comply);
+    ``skip`` leaves them out. Self-consistency only amplifies what the model already does most: on a harmful
+    request it mostly complies with, the vote teaches compliance (LMSI was made for answers that can be voted on),
+    so a run whose other signals do not teach harmlessness should skip them.
+    ``checkable``: ``vote`` (default) also votes on prompts an environment can check (they carry an ``env``);
+    ``skip`` leaves them to a signal that runs the check (``execution``): a consistent wrong answer is still wrong,
+    and the vote would teach it.
     """
 
     name = "self_consistency"
 
     def __init__(self, min_agreement: float = 0.5, abstain_below: float = 0.3, max_per_prompt: int = 2,
                  abstention_text: str = "I don't know.", preference_pairs: bool = False, seed: int = 0,
-                 abstain_on_tasks: bool = False) -> None:
+                 abstain_on_tasks: bool = False, free_form: str = "vote", checkable: str = "vote") -> None:
         if not 0.0 <= abstain_below <= min_agreement <= 1.0:
             raise ValueError("self_consistency: need 0 <= abstain_below <= min_agreement <= 1")
         if max_per_prompt < 1:
             raise ValueError("self_consistency: max_per_prompt must be >= 1")
+        if free_form not in ("vote", "skip"):
+            raise ValueError(f"self_consistency: free_form must be 'vote' or 'skip', not {free_form!r}")
+        if checkable not in ("vote", "skip"):
+            raise ValueError(f"self_consistency: checkable must be 'vote' or 'skip', not {checkable!r}")
         self.min_agreement = min_agreement
         self.abstain_below = abstain_below
         self.max_per_prompt = max_per_prompt
@@ -102,6 +113,8 @@ class SelfConsistency:
         self.preference_pairs = preference_pairs
         self.seed = seed
         self.abstain_on_tasks = abstain_on_tasks
+        self.free_form = free_form
+        self.checkable = checkable
 
     def vote(self, prompt: Prompt, samples: Sequence[Sample]) -> Vote:
         """Key every sample, take the majority, decide (pure; no model call)."""
@@ -116,7 +129,9 @@ class SelfConsistency:
             keys = [COMPLY if k is None else k for k in keys]
         majority, count = majority_vote(keys)
         agreement = count / len(samples) if samples else 0.0  # LMSI confidence: share of the k paths that agree
-        if majority is not None and agreement >= self.min_agreement:
+        if (kind == "free_form" and self.free_form == "skip") or (env_kind is not None and self.checkable == "skip"):
+            decision = "skip"
+        elif majority is not None and agreement >= self.min_agreement:
             decision = "confident"
         elif kind == "answer" and agreement < self.abstain_below and (env_kind is None or self.abstain_on_tasks):
             decision = "abstain"
