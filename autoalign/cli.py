@@ -92,11 +92,11 @@ def eval_(
     options = parse_options(option or [])
     names = expand([s for x in suite for s in x.split(",") if s.strip()], judge, reference, options)
     counts = check_data(names, data_dir, options)  # a bad data file fails here, before the model loads
-    console.print(f"suites: {', '.join(f'{n} ({counts[n]} items)' if n in counts else n for n in names)}",
-                  soft_wrap=True, highlight=False)
-    lm = load_lm(model)
+    lm = load_lm(model)  # a model that cannot load (no key, server down) is one line before anything else prints
     judge_lm = load_lm(judge) if judge else None
     reference_lm = load_lm(reference) if reference else None
+    console.print(f"suites: {', '.join(f'{n} ({counts[n]} items)' if n in counts else n for n in names)}",
+                  soft_wrap=True, highlight=False)
 
     def progress(name, result, seconds):
         heads = result.config.get("headline") or list(result.metrics)[:2]
