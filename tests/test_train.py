@@ -62,3 +62,21 @@ def test_two_process_dpo_under_accelerate(base, tmp_path):
     # 8 pairs / (2 per device x 2 processes) = 2 optimizer steps; one process would take 4.
     assert metrics["dpo"]["steps"] == 2
     assert (tmp_path / "model" / "model.safetensors").exists()
+
+
+def test_accelerate_config_file_is_passed_through(tmp_path, monkeypatch):
+    from autoalign.errors import UserError
+    from autoalign.train.run import launch_command
+
+    monkeypatch.delenv("ACCELERATE_CONFIG_FILE", raising=False)
+    cfg = TrainConfig(method="dpo", launcher="accelerate", num_processes=2)
+    plain = launch_command(cfg, tmp_path / "spec.json")
+    assert "--multi_gpu" in plain and "--config_file" not in plain and plain[-1] == str(tmp_path / "spec.json")
+    ds = tmp_path / "zero2.yaml"
+    ds.write_text("distributed_type: DEEPSPEED\ndeepspeed_config: {zero_stage: 2}\nnum_processes: 2\n")
+    monkeypatch.setenv("ACCELERATE_CONFIG_FILE", str(ds))
+    cmd = launch_command(cfg, tmp_path / "spec.json")
+    assert cmd[cmd.index("--config_file") + 1] == str(ds) and "--multi_gpu" not in cmd
+    monkeypatch.setenv("ACCELERATE_CONFIG_FILE", str(tmp_path / "missing.yaml"))
+    with pytest.raises(UserError, match="missing.yaml"):
+        launch_command(cfg, tmp_path / "spec.json")

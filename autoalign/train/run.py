@@ -1,7 +1,8 @@
 """One round's training: SFT, DPO, or SFT then DPO, in this process or under ``accelerate launch``.
 
 Under ``launcher: accelerate`` the same code runs in N processes (DDP on GPUs, gloo on CPU; DeepSpeed / FSDP
-through an accelerate config file passed as ``ACCELERATE_CONFIG_FILE``), which TRL supports natively.
+through the accelerate config file named by ``train.accelerate_config`` or ``$ACCELERATE_CONFIG_FILE``, handed to
+``accelerate launch --config_file``), which TRL supports natively.
 """
 
 from __future__ import annotations
@@ -38,6 +39,23 @@ def _train_inline(spec: dict) -> dict:
     return metrics
 
 
+def launch_command(cfg, spec_path: Path) -> list[str]:
+    """The ``accelerate launch`` command line for ``cfg.num_processes`` workers. With an accelerate config file
+    (``train.accelerate_config`` or ``$ACCELERATE_CONFIG_FILE``), that file decides the distributed setup
+    (DDP, DeepSpeed ZeRO, FSDP, mixed precision: TRL reads them from accelerate); without one, plain DDP."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(cfg.num_processes)]
+    config_file = getattr(cfg, "accelerate_config", None) or os.environ.get("ACCELERATE_CONFIG_FILE")
+    if config_file:
+        if not Path(config_file).is_file():
+            raise UserError(f"train.accelerate_config: file not found: {config_file}")
+        cmd += ["--config_file", str(config_file)]
+    else:
+        cmd += ["--num_machines", "1", "--mixed_precision", "no"]
+        if cfg.num_processes > 1:
+            cmd += ["--multi_gpu"]  # accelerate's multi-process launcher is torchrun: on CPU it runs over gloo
+    return cmd + ["-m", "autoalign.train.run", str(spec_path)]
+
+
 def train_round(policy_path: Path, sft: list[dict], prefs: list[dict], stage_dir: Path, cfg, seed: int) -> dict:
     """Train on this round's data; the final policy is linked at ``stage_dir/model``. Returns metrics."""
     stage_dir = Path(stage_dir)
@@ -51,13 +69,7 @@ def train_round(policy_path: Path, sft: list[dict], prefs: list[dict], stage_dir
     if cfg.launcher == "accelerate":
         spec_path = stage_dir / "spec.json"
         write_json(spec_path, spec)
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(cfg.num_processes)]
-        if not os.environ.get("ACCELERATE_CONFIG_FILE"):
-            cmd += ["--num_machines", "1", "--mixed_precision", "no"]
-            if cfg.num_processes > 1:
-                # accelerate's multi-process launcher is torchrun: on CPU the process group runs over gloo
-                cmd += ["--multi_gpu"]
-        cmd += ["-m", "autoalign.train.run", str(spec_path)]
+        cmd = launch_command(cfg, spec_path)
         proc = subprocess.run(cmd, env={**os.environ, "AUTOALIGN_TRAIN_WORKER": "1"})
         if proc.returncode != 0:
             raise UserError(f"training under accelerate failed with exit code {proc.returncode} (see log above)")
