@@ -94,6 +94,7 @@ class TrainConfig(Strict):
     lora: LoraConfig | None = None
     launcher: Literal["inline", "accelerate"] = "inline"
     num_processes: int = Field(1, ge=1)
+    accelerate_config: str | None = None  # an accelerate config file (DeepSpeed ZeRO, FSDP) for launcher: accelerate
 
 
 class EvalConfig(Strict):
