@@ -6,10 +6,11 @@ The responses are the judge model's own samples (``--n`` per item, temperature 0
 graded by the lab oracle (benchmarks may read it; signals never do). Each response is judged under its axis's
 principle of the default constitution, in the yes/no format the lab model was pretrained on, by:
 
-- ``logprob``: P(Yes) / (P(Yes) + P(No)) from one ``lm.logprobs`` call (two scored rows per response);
+- ``logprob``: P(Yes) / (P(Yes) + P(No)) read from one next-token distribution per response
+  (``HFModel.choice_logprobs``: one forward row per response, no generation);
+- ``logprob-rows``: the same quantity from ``lm.logprobs`` (two scored rows per response: a provider without
+  ``choice_logprobs``, e.g. an OpenAI-compatible server with echo);
 - ``logprob-1row``: P(Yes) alone (one row per response; ``normalise=False``);
-- ``logprob-1pass``: P(Yes) / (P(Yes) + P(No)) read from one next-token distribution per response, through the
-  ``choice_logprobs`` method proposed for ``HFModel`` (``hf_choice_logprobs`` below, attached to the model here);
 - ``generate``: ``--samples`` sampled verdicts (temperature 1), parsed and averaged, as Self-Rewarding LMs does;
   unreadable verdicts are counted.
 
@@ -91,34 +92,20 @@ def judge_oracle_agreement(judge_lm, responder_lm=None, per_family: int = 10, n:
     return out
 
 
-def hf_choice_logprobs(self, prompts, choices):
-    """log P(choice | prompt) for each prompt x choice from ONE forward row per prompt: the next-token
-    distribution after the prompt holds every single-token choice (proposed as ``HFModel.choice_logprobs``).
-    Choices of several tokens fall back to ``self.logprobs``."""
-    import torch
+class RowsOnly:
+    """The same model without ``choice_logprobs``: every (prompt, choice) is one scored row of ``lm.logprobs``."""
 
-    ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
-    if any(len(x) != 1 for x in ids):
-        k = len(choices)
-        flat = self.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
-        return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
-    first = torch.tensor([x[0] for x in ids])
-    heads = [self._encode_prompt(p) for p in prompts]
-    order = sorted(range(len(heads)), key=lambda i: len(heads[i]))
-    out: list = [None] * len(heads)
-    pad = self.tokenizer.pad_token_id
-    with torch.inference_mode():
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = max(len(heads[i]) for i in rows)
-            x = torch.tensor([heads[i] + [pad] * (width - len(heads[i])) for i in rows], device=self.device)
-            m = torch.tensor([[1] * len(heads[i]) + [0] * (width - len(heads[i])) for i in rows], device=self.device)
-            logits = self.model(input_ids=x, attention_mask=m).logits.float()
-            last = torch.tensor([len(heads[i]) - 1 for i in rows], device=self.device)
-            logps = logits[torch.arange(len(rows), device=self.device), last].log_softmax(-1)[:, first.to(self.device)]
-            for i, row in zip(rows, logps.tolist()):
-                out[i] = row
-    return out
+    def __init__(self, lm):
+        self.lm = lm
+
+    def fingerprint(self) -> str:
+        return self.lm.fingerprint()
+
+    def generate(self, prompts, sampling):
+        return self.lm.generate(prompts, sampling)
+
+    def logprobs(self, prompts, continuations):
+        return self.lm.logprobs(prompts, continuations)
 
 
 def _reward_model_pairs(rm_dir: str, tasks, responses, correct, judge_values) -> dict:
@@ -167,15 +154,9 @@ def main() -> None:
     tasks, responses, correct = judged_samples(lm, args.per_family, args.n, args.seed)
     const = default_constitution()
     items = [JudgeItem(t.question, r, const.for_axis(t.axis)[0].text) for t, r in zip(tasks, responses)]
-    import types
-
-    from autoalign.models.hf import HFModel
-
-    one_pass = HFModel(lm.path, uri=lm.uri, batch_size=args.batch_size, model=lm.model, tokenizer=lm.tokenizer)
-    one_pass.choice_logprobs = types.MethodType(hf_choice_logprobs, one_pass)
     paths = {
-        "logprob": PointwiseJudge(lm, const, mode="logprob"),
-        "logprob-1pass": PointwiseJudge(one_pass, const, mode="logprob"),
+        "logprob": PointwiseJudge(lm, const, mode="logprob"),  # HFModel.choice_logprobs: one row per response
+        "logprob-rows": PointwiseJudge(RowsOnly(lm), const, mode="logprob"),
         "logprob-1row": PointwiseJudge(lm, const, mode="logprob", normalise=False),
         "generate": PointwiseJudge(lm, const, mode="generate", samples=args.samples, temperature=1.0,
                                    max_new_tokens=args.max_new_tokens, seed=args.seed),
@@ -205,11 +186,11 @@ def main() -> None:
         print(f"{name:<14}{r['seconds']:>8.2f}{r['per_s']:>8.1f}{r['per_s'] / base:>6.1f}x{r['cpu_s']:>8.2f}"
               f"{r['per_cpu_s']:>11.1f}{r['per_cpu_s'] / base_cpu:>6.1f}x{r['accuracy']:>7.3f}"
               f"{r['balanced_accuracy']:>8.3f}{r['auc']:>7.3f}{unp:>9}")
-    for name in ("logprob", "logprob-1pass", "logprob-1row"):
+    for name in ("logprob", "logprob-rows", "logprob-1row"):
         print(f"{name} vs generate ({args.samples} verdicts): {results[name]['per_s'] / base:.1f}x responses/s wall, "
               f"{results[name]['per_cpu_s'] / base_cpu:.1f}x responses per CPU-second")
-    diff = max(abs(a - b) for a, b in zip(results["logprob"]["values"], results["logprob-1pass"]["values"]))
-    print(f"max |logprob - logprob-1pass| verdict difference: {diff:.2e} (same quantity, two computations)")
+    diff = max(abs(a - b) for a, b in zip(results["logprob"]["values"], results["logprob-rows"]["values"]))
+    print(f"max |logprob - logprob-rows| verdict difference: {diff:.2e} (same quantity, two computations)")
     print("unparsed column (generate): responses with no readable verdict / verdict samples unreadable")
     by_axis = {}
     for axis in ("helpful", "harmless", "honest"):

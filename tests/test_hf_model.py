@@ -64,3 +64,19 @@ def test_logprobs_equal_a_manual_sum(model_dir):
             logp = lm.model(ids).logits[0].log_softmax(-1)
         manual = sum(float(logp[len(head) - 1 + i, t]) for i, t in enumerate(tail))
         assert math.isclose(value, manual, rel_tol=1e-4, abs_tol=1e-4)
+
+
+def test_choice_logprobs_read_single_token_choices_from_one_pass(model_dir):
+    lm = HFModel(model_dir, batch_size=2)
+    vocab = lm.tokenizer.get_vocab()
+    # two strings that are one token each in this tokenizer, and one that is several
+    singles = [t for t in ("a", "b", "c", "d", "e", "x", "y") if t in vocab][:2]
+    assert len(singles) == 2
+    prompts = ["hello", [{"role": "user", "content": "hello world"}], "x y z w"]
+    fast = lm.choice_logprobs(prompts, singles)
+    slow = lm.logprobs([p for p in prompts for _ in singles], singles * len(prompts))
+    assert [len(r) for r in fast] == [2, 2, 2]
+    for got, want in zip([v for row in fast for v in row], slow):
+        assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4)
+    multi = lm.choice_logprobs(prompts[:1], ["hello world", singles[0]])  # falls back to scored rows
+    assert math.isclose(multi[0][0], lm.logprobs(prompts[:1], ["hello world"])[0], abs_tol=1e-4)

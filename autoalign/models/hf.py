@@ -193,6 +193,34 @@ class HFModel:
             scores.extend(self._score(pairs[start : start + self.batch_size]))
         return scores
 
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
+        """log P(choice | prompt) for every prompt and choice, from ONE forward row per prompt when every choice is
+        a single token: the next-token distribution after the prompt holds them all (a judge's Yes/No or 1-5 read
+        in one pass instead of one scored row per choice). Multi-token choices fall back to ``logprobs``."""
+        ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+        if any(len(x) != 1 for x in ids):
+            k = len(choices)
+            flat = self.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
+            return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
+        wanted = torch.tensor([x[0] for x in ids], device=self.device)
+        heads = [self._encode_prompt(p) for p in prompts]
+        order = sorted(range(len(heads)), key=lambda i: len(heads[i]))  # similar lengths share a batch: less padding
+        out: list[list[float]] = [[] for _ in heads]
+        pad = self.tokenizer.pad_token_id
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                width = max(len(heads[i]) for i in rows)
+                x = torch.tensor([heads[i] + [pad] * (width - len(heads[i])) for i in rows], device=self.device)
+                mask = torch.tensor([[1] * len(heads[i]) + [0] * (width - len(heads[i])) for i in rows],
+                                    device=self.device)
+                logits = self.model(input_ids=x, attention_mask=mask).logits
+                last = torch.tensor([len(heads[i]) - 1 for i in rows], device=self.device)
+                logps = logits[torch.arange(len(rows), device=self.device), last].float().log_softmax(-1)[:, wanted]
+                for i, row in zip(rows, logps.tolist()):
+                    out[i] = row
+        return out
+
     def _score(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
         seqs = [h + t for h, t in pairs]
         width = max(len(s) for s in seqs)
