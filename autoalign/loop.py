@@ -50,8 +50,9 @@ class Run:
         self.cache = CallCache(Path(recipe.cache_dir) if recipe.cache_dir else self.dir / "cache")
         self._load_lm = load_lm or default_load
         self._lm_cache: dict[str, object] = {}
+        self._ray_lms: dict[str, object] = {}
         self.signals = [
-            build_signal(s.method, s.params, where=f"signals.{i}", load_lm=self._load_lm)
+            build_signal(s.method, s.params, where=f"signals.{i}", load_lm=self._signal_load)
             for i, s in enumerate(recipe.signals)
         ]
 
@@ -73,14 +74,37 @@ class Run:
 
     def sampler(self, uri: str):
         """The policy for the sampling stage: in process, or sharded over Ray workers when the recipe asks."""
-        ray = self.recipe.sampling.ray
-        if ray is None:
-            return self.lm(uri)
-        from autoalign.distributed.ray_shard import RayShardedLM
+        return self.lm(uri) if self.recipe.sampling.ray is None else self.ray_lm(uri)
 
-        options = {k: v for k, v in self.model_options(uri).items() if k != "cache"}
-        return RayShardedLM(uri, ray.workers, options=options, address=ray.address, num_cpus=ray.num_cpus,
-                            num_gpus=ray.num_gpus, cache_dir=str(self.cache.path.parent))
+    def ray_lm(self, uri: str):
+        """``uri`` sharded over the recipe's Ray workers (one replica each), kept until training frees them."""
+        if uri not in self._ray_lms:
+            from autoalign.distributed.ray_shard import RayShardedLM
+
+            ray = self.recipe.sampling.ray
+            options = {k: v for k, v in self.model_options(uri).items() if k != "cache"}
+            self._ray_lms[uri] = RayShardedLM(uri, ray.workers, options=options, address=ray.address,
+                                              num_cpus=ray.num_cpus, num_gpus=ray.num_gpus,
+                                              cache_dir=str(self.cache.path.parent))
+        return self._ray_lms[uri]
+
+    def release_ray(self) -> None:
+        for lm in self._ray_lms.values():
+            lm.shutdown()
+        self._ray_lms.clear()
+
+    def _judging_on_ray(self) -> bool:
+        return self.recipe.sampling.ray is not None and self.recipe.sampling.ray.judging
+
+    def signal_policy(self, uri: str):
+        """The policy a signal sees (as judge, critic or reviser): sharded when ``sampling.ray.judging``."""
+        return self.ray_lm(uri) if self._judging_on_ray() else self.lm(uri)
+
+    def _signal_load(self, uri: str, **options):
+        """How signals load the models their params name (a judge, a teacher): on Ray with ``judging``."""
+        if self._judging_on_ray():
+            return self.ray_lm(uri)
+        return self._load_lm(uri, **{**self.model_options(uri), **options})
 
     def base_model_path(self) -> Path:
         lm = self.lm(self.recipe.policy)
@@ -208,7 +232,7 @@ class Run:
         stats = {}
         for cfg, signal in zip(r.signals, self.signals):
             self.console.print(f"round {k}: signal [bold]{cfg.method}[/]")
-            out = signal(prompts, samples, self.lm(policy_uri))
+            out = signal(prompts, samples, self.signal_policy(policy_uri))
             merged.labels.extend(out.labels)
             merged.sft.extend(out.sft)
             merged.preferences.extend(out.preferences)
@@ -235,6 +259,7 @@ class Run:
             return stage.manifest()["policy"]
         policy_path = Path(getattr(self.lm(policy_uri), "path"))
         self._lm_cache.clear()  # free the sampler's copy before training
+        self.release_ray()  # and the Ray replicas
         self.console.print(f"round {k}: training ({r.train.method}) on {len(sft)} SFT examples, {len(prefs)} pairs")
         metrics = train_round(
             policy_path, sft, prefs, stage.dir, r.train, seed=derive_seed(r.seed, "train", k)

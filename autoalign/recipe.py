@@ -60,6 +60,9 @@ class RayConfig(Strict):
     address: str | None = None  # None: start or join a local instance; "auto" or "ray://head:10001": a cluster
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)
+    # also shard the signals stage over the same replicas: the policy as judge / critic / reviser, and every model
+    # a signal names by URI (each on its own Ray replicas)
+    judging: bool = False
 
 
 SamplingConfig.model_rebuild()

@@ -37,6 +37,7 @@ class Replica:
         from autoalign.models.registry import load_lm
 
         lm = load_lm(uri, **options)
+        self.raw = lm
         if cache_dir:
             from autoalign.store import CachedLM, CallCache
 
@@ -51,6 +52,20 @@ class Replica:
 
     def logprobs(self, prompts: list[Prompt], continuations: list[str]) -> list[float]:
         return self.lm.logprobs(prompts, continuations)
+
+    def choice_logprobs(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
+        """A judge's single-token choices in one pass where the replica's provider can (``HFModel``), else one
+        scored row per (prompt, choice) through the cached ``logprobs``."""
+        fast = getattr(self.raw, "choice_logprobs", None)
+        if callable(fast):
+            return [list(row) for row in fast(prompts, choices)]
+        k = len(choices)
+        flat = self.lm.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
+        return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+    def path(self) -> str | None:
+        path = getattr(self.raw, "path", None)
+        return None if path is None else str(path)
 
     def apply(self, fn: Callable[[Any, list], list], items: list) -> list:
         out = list(fn(self.lm, items))
@@ -127,6 +142,18 @@ class RayShardedLM:
         return self._sharded(
             pairs, lambda actor, shard: actor.logprobs.remote([p for p, _ in shard], [c for _, c in shard])
         )
+
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
+        """log P(choice | prompt) per prompt and choice (a judge's verdict tokens), sharded over the replicas."""
+        choices = list(choices)
+        return self._sharded(list(prompts), lambda actor, shard: actor.choice_logprobs.remote(shard, choices))
+
+    @property
+    def path(self) -> str | None:
+        """The replicas' model directory when it is local (a trainable policy), else None."""
+        if not hasattr(self, "_path"):
+            self._path = self._get(self.actors[0].path.remote())
+        return self._path
 
     def map(self, fn: Callable[[Any, list], list], items: Sequence) -> list:
         """``fn(lm, shard) -> list`` on every shard of ``items``, on the replicas; results in ``items`` order.

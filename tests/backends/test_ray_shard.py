@@ -109,3 +109,65 @@ def test_shards_cover_every_item_once():
         assert [i for a, b in spans for i in range(a, b)] == list(range(n))
         assert len(spans) <= 8
     assert Path(__file__).exists()
+
+
+@pytest.mark.timeout(300)
+def test_a_judging_stage_on_ray_gives_the_single_process_labels(local_ray, backend_model_dir, one_torch_thread):
+    """The signals stage sharded (``sampling.ray.judging``): the policy as its own logprob judge, on 2 replicas."""
+    from autoalign.lab.prompts import lab_prompts
+    from autoalign.models.hf import HFModel
+    from autoalign.records import Sample
+    from autoalign.signals.model_feedback.llm_judge import LLMJudge
+
+    uri = f"hf:{backend_model_dir}"
+    single = HFModel(backend_model_dir, uri=uri, device="cpu")
+    prompts = lab_prompts(6, seed=5)
+    outs = single.generate([p.messages for p in prompts], Sampling(n=2, temperature=0.9, max_new_tokens=16, seed=1))
+    samples = [Sample(prompt_id=p.id, index=j, text=c.text, model=uri)
+               for p, cs in zip(prompts, outs) for j, c in enumerate(cs)]
+    judge = LLMJudge(judge="policy", mode="logprob", output="both", min_gap=0.0)
+    want = judge(prompts, samples, single)
+    with RayShardedLM(uri, num_workers=2, options={"device": "cpu", "batch_size": 4}, shard_size=2) as lm:
+        got = judge(prompts, samples, lm)
+        assert lm.path == str(backend_model_dir)  # a sharded policy is still trainable from its directory
+    assert len(want.labels) == len(samples)
+    assert [(x.prompt_id, x.sample_index, x.verdict) for x in got.labels] == [
+        (x.prompt_id, x.sample_index, x.verdict) for x in want.labels]
+    assert [x.score for x in got.labels] == pytest.approx([x.score for x in want.labels], abs=1e-5)
+    assert len(got.preferences) == len(want.preferences) and len(got.sft) == len(want.sft)
+
+
+def test_recipe_routes_signals_to_ray_only_when_judging(monkeypatch, tmp_path):
+    from autoalign import loop
+    from autoalign.recipe import Recipe
+
+    made = []
+
+    class FakeSharded:
+        def __init__(self, uri, workers, **kw):
+            made.append((uri, workers))
+            self.uri = uri
+
+        def shutdown(self):
+            pass
+
+    monkeypatch.setattr("autoalign.distributed.ray_shard.RayShardedLM", FakeSharded)
+    loaded = []
+
+    def load_lm(uri, **options):
+        loaded.append(uri)
+        return object()
+
+    def run(judging: bool):
+        recipe = Recipe(name="r", policy="lab:tiny", run_dir=str(tmp_path), signals=[{"method": "llm_judge"}],
+                        sampling={"ray": {"workers": 2, "judging": judging}})
+        return loop.Run(recipe, load_lm=load_lm)
+
+    on = run(True)
+    assert isinstance(on.signal_policy("lab:tiny"), FakeSharded) and isinstance(on._signal_load("lab:small"),
+                                                                                   FakeSharded)
+    assert made == [("lab:tiny", 2), ("lab:small", 2)] and loaded == []
+    assert on.sampler("lab:tiny") is on.signal_policy("lab:tiny")  # one set of replicas for both stages
+    off = run(False)
+    assert not isinstance(off.signal_policy("lab:tiny"), FakeSharded) and loaded == ["lab:tiny"]
+    assert isinstance(off.sampler("lab:tiny"), FakeSharded)  # sampling alone stays sharded
