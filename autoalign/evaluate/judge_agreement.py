@@ -128,7 +128,7 @@ def judge_agreement(
 
 
 def _rate(hits: int, n: int, description: str) -> Metric:
-    return rate(hits, n, "composite", SCORER, True, description)
+    return rate(hits, n, "signal", SCORER, True, description)
 
 
 def _signal_metrics(signal: str, labels: list[Label], text_of: dict, grader: _Grader, tasks: dict[str, Task],
@@ -217,5 +217,5 @@ def reward_model_lab_accuracy(rm, per_family: int = 20, seed: int = 1234) -> Met
     good = rm.score(prompts, [g for _, g, _ in pairs])
     bad = rm.score(prompts, [b for _, _, b in pairs])
     hits = sum(g > b for g, b in zip(good, bad))
-    return rate(hits, len(pairs), "composite", SCORER, True,
+    return rate(hits, len(pairs), "signal", SCORER, True,
                 "reward model ranks the reference response above the characteristic failure (held-out lab pairs)")

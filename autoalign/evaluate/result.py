@@ -15,7 +15,8 @@ class Metric(BaseModel):
     lo: float
     hi: float
     n: int
-    axis: Literal["helpful", "harmless", "honest", "composite"]
+    # "signal": how well a training signal (a judge, a reward model, a vote) agrees with the lab oracle; not a 3H axis
+    axis: Literal["helpful", "harmless", "honest", "composite", "signal"]
     scorer: str
     higher_is_better: bool = True
     description: str = ""

@@ -101,7 +101,8 @@ def overview(series: Sequence[str], columns: Sequence[list[SuiteResult]], what: 
                 if found is not None:
                     metrics.append(found.metric)
             grid.append(row)
-        parts.append("<div class='card'>" + bar_chart(f"{axis}: headline metrics", [f"{x} {marks[x]}" for x in labels],
+        title = "training signal vs oracle: agreement" if axis == "signal" else f"{axis}: headline metrics"
+        parts.append("<div class='card'>" + bar_chart(title, [f"{x} {marks[x]}" for x in labels],
                                                         series, grid, y_range(metrics), f"chart-{axis}") + "</div>")
     parts.append("</div>" + axis_table(series, columns))
     parts.append("<p class='note'>↑ higher is better, ↓ lower is better, →0 best at zero. The axis score averages each axis's headline metrics after putting them "

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 from autoalign.evaluate.result import Metric, SuiteResult
 
 AXES = ("helpful", "harmless", "honest")
-PANELS = (*AXES, "composite")
+PANELS = (*AXES, "composite", "signal")  # "signal": a training signal's agreement with the oracle, its own panel
 
 
 @dataclass(frozen=True)
