@@ -61,6 +61,13 @@ class LM(Protocol):
         """Summed log P(continuation | prompt) for each aligned pair."""
         ...
 
+    # Optional capability, looked up with getattr by its callers (judges): providers that can read a next-token
+    # distribution implement it (HFModel, RayShardedLM); others are scored through ``logprobs``.
+    #
+    #   def choice_logprobs(self, prompts, choices) -> list[list[float]]:
+    #       """log P(choice | prompt) for every prompt and choice; one forward row per prompt when every
+    #       choice is a single token."""
+
 
 def prompt_key(prompt: Prompt) -> str:
     """Canonical text of a prompt, for hashing and caching."""
