@@ -80,3 +80,23 @@ def test_choice_logprobs_read_single_token_choices_from_one_pass(model_dir):
         assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4)
     multi = lm.choice_logprobs(prompts[:1], ["hello world", singles[0]])  # falls back to scored rows
     assert math.isclose(multi[0][0], lm.logprobs(prompts[:1], ["hello world"])[0], abs_tol=1e-4)
+
+
+def test_prompts_longer_than_the_context_keep_their_end(model_dir):
+    lm = HFModel(model_dir, batch_size=4)
+    assert lm.max_positions == 256
+    long = "hello world " * 200  # far past 256 positions
+    ids = lm._encode_prompt(long)
+    assert len(ids) > 256
+    s = Sampling(n=1, temperature=0.0, max_new_tokens=6)
+    got = lm.generate([long], s)[0][0]
+    assert lm.truncated == 1
+    # the same as generating from the prompt's last 250 tokens, decoded back to text
+    tail_text = lm.tokenizer.decode(ids[-(256 - 6):])
+    assert lm.tokenizer(tail_text, add_special_tokens=False)["input_ids"] == ids[-(256 - 6):]
+    assert got == lm.generate([tail_text], s)[0][0]
+    score = lm.logprobs([long], [" the answer"])[0]
+    assert math.isfinite(score) and lm.truncated == 2
+    assert [len(r) for r in lm.choice_logprobs([long], ["a", "b"])] == [2] and lm.truncated == 3
+    short = lm.generate(["hello"], s)
+    assert lm.truncated == 3 and short[0][0].num_tokens >= 1  # short prompts are untouched

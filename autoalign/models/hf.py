@@ -9,6 +9,7 @@ and greedy search. A resumed run or a cache hit therefore yields exactly the tex
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +27,8 @@ from transformers import (
 
 from autoalign.errors import UserError
 from autoalign.models.base import Completion, Prompt, Sampling, row_seed
+
+logger = logging.getLogger(__name__)
 
 
 class _SeededGumbel(LogitsProcessor):
@@ -76,6 +79,9 @@ class HFModel:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._fingerprint: str | None = None
+        # The context the model was trained for; prompts longer than it are cut from the left (see ``_fit``).
+        self.max_positions: int | None = getattr(self.model.config, "max_position_embeddings", None) or None
+        self.truncated = 0  # prompts cut so far, for the caller's stats
 
     # ---- identity -------------------------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -111,11 +117,25 @@ class HFModel:
         # A chat template writes its own special tokens; raw text gets the tokenizer's usual ones (e.g. BOS).
         return self.tokenizer(self.render(prompt), add_special_tokens=isinstance(prompt, str))["input_ids"]
 
+    def _fit(self, ids: list[int], room: int) -> list[int]:
+        """The prompt's last tokens, so that it and ``room`` more tokens fit the model's context. Why the left cut:
+        a chat prompt ends with the turn to answer and the generation prompt, which must survive; past its trained
+        context a model's positions are out of distribution (its answers are noise, as on a long HumanEval prompt
+        given to a 384-position lab model), while a prompt missing its start is still a prompt."""
+        if self.max_positions is None or len(ids) + room <= self.max_positions:
+            return ids
+        keep = max(1, self.max_positions - room)
+        if self.truncated == 0:
+            logger.warning("model %s: a prompt of %d tokens was cut to its last %d to fit the context of %d "
+                           "(further cuts are counted, not logged)", self.uri, len(ids), keep, self.max_positions)
+        self.truncated += 1
+        return ids[-keep:]
+
     # ---- generation -----------------------------------------------------------------------------------------
     @torch.inference_mode()
     def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
         rows = [(i, j) for i in range(len(prompts)) for j in range(sampling.n)]
-        encoded = [self._encode_prompt(p) for p in prompts]
+        encoded = [self._fit(self._encode_prompt(p), sampling.max_new_tokens) for p in prompts]
         # Batch rows of similar prompt length together to waste less compute on padding.
         order = sorted(range(len(rows)), key=lambda r: (len(encoded[rows[r][0]]), r))
         out: list[list[Completion | None]] = [[None] * sampling.n for _ in prompts]
@@ -185,9 +205,8 @@ class HFModel:
             raise ValueError("logprobs: prompts and continuations must have the same length")
         pairs = []
         for p, c in zip(prompts, continuations):
-            head = self._encode_prompt(p)
             tail = self.tokenizer(c, add_special_tokens=False)["input_ids"]
-            pairs.append((head, tail))
+            pairs.append((self._fit(self._encode_prompt(p), len(tail)), tail))
         scores: list[float] = []
         for start in range(0, len(pairs), self.batch_size):
             scores.extend(self._score(pairs[start : start + self.batch_size]))
@@ -203,7 +222,7 @@ class HFModel:
             flat = self.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
             return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
         wanted = torch.tensor([x[0] for x in ids], device=self.device)
-        heads = [self._encode_prompt(p) for p in prompts]
+        heads = [self._fit(self._encode_prompt(p), 1) for p in prompts]
         order = sorted(range(len(heads)), key=lambda i: len(heads[i]))  # similar lengths share a batch: less padding
         out: list[list[float]] = [[] for _ in heads]
         pad = self.tokenizer.pad_token_id
