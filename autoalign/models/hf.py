@@ -135,7 +135,12 @@ class HFModel:
     @torch.inference_mode()
     def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
         rows = [(i, j) for i in range(len(prompts)) for j in range(sampling.n)]
-        encoded = [self._fit(self._encode_prompt(p), sampling.max_new_tokens) for p in prompts]
+        # Room for the answer, but never more than a quarter of the context: a long max_new_tokens (GSM8K asks 256 of
+        # a 384-position lab model) must not cut a prompt that fits; an answer that runs past the context ends there
+        # as noise, which is what the model would do anyway.
+        room = sampling.max_new_tokens if self.max_positions is None else min(sampling.max_new_tokens,
+                                                                              self.max_positions // 4)
+        encoded = [self._fit(self._encode_prompt(p), room) for p in prompts]
         # Batch rows of similar prompt length together to waste less compute on padding.
         order = sorted(range(len(rows)), key=lambda r: (len(encoded[rows[r][0]]), r))
         out: list[list[Completion | None]] = [[None] * sampling.n for _ in prompts]
