@@ -76,6 +76,10 @@ def eval_(
         help="suite option KEY=VALUE, repeatable: rtp_samples=5, humaneval_samples=1, templates=direct,base64, "
              "instructions=FILE.jsonl, hh_scorer=judge")] = None,
     out: Annotated[Path, typer.Option(help="output directory (report.html, results.json, cache/)")] = Path("runs/eval"),
+    best_of_n: Annotated[Optional[int], typer.Option(
+        help="answer with the best of N samples under --reward-model (best-of-n at inference)")] = None,
+    reward_model: Annotated[Optional[Path], typer.Option(
+        help="a reward model directory (e.g. one a raft run trained) for --best-of-n")] = None,
     seed: int = 1234,
 ):
     """Evaluate a model on 3H suites and write an HTML report. Model calls are cached in OUT/cache: a rerun is free."""
@@ -89,10 +93,24 @@ def eval_(
         check_uri(uri)
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1 (got {limit})")
+    if (best_of_n is None) != (reward_model is None):
+        raise UserError("--best-of-n and --reward-model go together (best-of-n needs a reward model to pick with)")
+    if best_of_n is not None and best_of_n < 1:
+        raise UserError(f"--best-of-n must be at least 1 (got {best_of_n})")
+    if reward_model is not None and not (reward_model / "config.json").is_file():
+        raise UserError(f"--reward-model {reward_model}: not a reward model directory (no config.json)")
     options = parse_options(option or [])
     names = expand([s for x in suite for s in x.split(",") if s.strip()], judge, reference, options)
     counts = check_data(names, data_dir, options)  # a bad data file fails here, before the model loads
     lm = load_lm(model)  # a model that cannot load (no key, server down) is one line before anything else prints
+    if best_of_n is not None:
+        from autoalign.signals.model_feedback.reward_model import BestOfNLM, RewardModel
+
+        try:
+            rm = RewardModel(reward_model)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--reward-model {reward_model}: {str(exc).splitlines()[0]}") from None
+        lm = BestOfNLM(lm, rm, n=best_of_n)
     judge_lm = load_lm(judge) if judge else None
     reference_lm = load_lm(reference) if reference else None
     console.print(f"suites: {', '.join(f'{n} ({counts[n]} items)' if n in counts else n for n in names)}",

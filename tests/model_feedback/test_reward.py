@@ -100,6 +100,22 @@ def test_reward_model_trains_with_trl_and_scores_chosen_above_rejected(base, tmp
     good, bad = rm.score([user, user], ["the answer is 42", "I can't help with that."])
     assert good > bad
     assert metrics["eval_accuracy"] == pytest.approx(1.0)
+    # best-of-n at inference from the command line, with this reward model
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = [str(Path(sys.executable).parent / "autoalign"), "eval", f"hf:{base}", "--suite", "lab", "--per-family", "1"]
+    done = subprocess.run([*cli, "--best-of-n", "2", "--reward-model", str(tmp_path / "model"),
+                           "--out", str(tmp_path / "eval")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert result["model"].startswith("best-of-2:hf:") and (tmp_path / "eval" / "report.html").exists()
+    bad_args = subprocess.run([*cli, "--best-of-n", "2", "--out", str(tmp_path / "e2")], capture_output=True,
+                              text=True, timeout=120)
+    lines = [x for x in (bad_args.stdout + bad_args.stderr).splitlines() if x.strip()]
+    assert bad_args.returncode == 2 and len(lines) == 1 and "--reward-model" in lines[0], lines
 
 
 def test_raft_keeps_the_top_k_by_reward(tmp_path, monkeypatch):
