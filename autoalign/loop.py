@@ -63,13 +63,17 @@ class Run:
             options.setdefault("cache", self.cache)  # every completed call lands in the cache at once
         return options
 
+    def load(self, uri: str, **extra):
+        """A fresh model for ``uri`` with the recipe's provider options (a bad option is the user's error)."""
+        try:
+            return self._load_lm(uri, **{**self.model_options(uri), **extra})
+        except TypeError as exc:
+            raise UserError(f"recipe models.{uri}: {exc}") from None
+
     def lm(self, uri: str):
         if uri not in self._lm_cache:
             self._lm_cache.clear()  # one policy in memory at a time
-            try:
-                self._lm_cache[uri] = self._load_lm(uri, **self.model_options(uri))
-            except TypeError as exc:
-                raise UserError(f"recipe models.{uri}: {exc}") from None
+            self._lm_cache[uri] = self.load(uri)
         return self._lm_cache[uri]
 
     def sampler(self, uri: str):
@@ -102,9 +106,7 @@ class Run:
 
     def _signal_load(self, uri: str, **options):
         """How signals load the models their params name (a judge, a teacher): on Ray with ``judging``."""
-        if self._judging_on_ray():
-            return self.ray_lm(uri)
-        return self._load_lm(uri, **{**self.model_options(uri), **options})
+        return self.ray_lm(uri) if self._judging_on_ray() else self.load(uri, **options)
 
     def base_model_path(self) -> Path:
         lm = self.lm(self.recipe.policy)
@@ -281,11 +283,8 @@ class Run:
     def _aux_lm(self, uri: str):
         """A second model held next to the policy (the Aligner's upstream model); one at a time."""
         if getattr(self, "_aux", (None, None))[0] != uri:
-            self._aux = (uri, None)
-            try:
-                self._aux = (uri, self._load_lm(uri, **self.model_options(uri)))
-            except TypeError as exc:
-                raise UserError(f"recipe models.{uri}: {exc}") from None
+            self._aux = (uri, None)  # drop the previous one before loading the next
+            self._aux = (uri, self.load(uri))
         return self._aux[1]
 
     def eval_lm(self, k: int, policy_uri: str):
@@ -329,10 +328,9 @@ class Run:
                 raise UserError(f"recipe eval.reward_model: not a directory: {path}")
             return rm_model_dir(path)
         for j in range(k, 0, -1):
-            manifest = Stage(self._round(j), "signals").manifest() or {}
-            for stats in (manifest.get("stats") or {}).values():
-                if isinstance(stats, dict) and stats.get("rm_dir") and Path(stats["rm_dir"]).is_dir():
-                    return rm_model_dir(Path(stats["rm_dir"]))
+            trained = trained_reward_models((Stage(self._round(j), "signals").manifest() or {}).get("stats"))
+            if trained:
+                return next(iter(trained.values()))
         return None
 
     def evaluate_best_of_n(self, k: int, policy_uri: str) -> list[dict]:
@@ -377,14 +375,12 @@ class Run:
         tasks = lab_tasks_for(prompts, r.prompts.count, derive_seed(r.seed, "prompts", k), r.prompts.families)
         res = judge_agreement(prompts, samples, result.labels, result.sft, result.preferences, tasks,
                               model=policy_uri)
-        for method, stats in (result.stats or {}).items():
-            if isinstance(stats, dict) and stats.get("rm_dir") and Path(stats["rm_dir"]).is_dir():
-                from autoalign.signals.model_feedback.reward_model import RewardModel
+        for method, rm_dir in trained_reward_models(result.stats).items():
+            from autoalign.signals.model_feedback.reward_model import RewardModel
 
-                rm = RewardModel(rm_model_dir(Path(stats["rm_dir"])))
-                res.metrics[f"{method}.rm_lab_accuracy"] = reward_model_lab_accuracy(rm, r.eval.per_family,
-                                                                                     r.eval.seed)
-                res.config[f"{method}.rm_heldout_ai_accuracy"] = stats.get("heldout_accuracy")
+            res.metrics[f"{method}.rm_lab_accuracy"] = reward_model_lab_accuracy(RewardModel(rm_dir),
+                                                                                 r.eval.per_family, r.eval.seed)
+            res.config[f"{method}.rm_heldout_ai_accuracy"] = result.stats[method].get("heldout_accuracy")
         for name, m in res.metrics.items():
             self.console.print(f"  agreement {name} = {m.value:.3f} [{m.lo:.3f}, {m.hi:.3f}] (n={m.n})")
         dumped = [res.model_dump()]
@@ -400,6 +396,12 @@ AXIS_NAMES = ("helpful", "harmless", "honest", "composite")
 def rm_model_dir(path: Path) -> Path:
     """A reward-model directory as RAFT saves it (``DIR/model``) or the model directory itself."""
     return path / "model" if (path / "model" / "config.json").is_file() else path
+
+
+def trained_reward_models(stats: dict | None) -> dict[str, Path]:
+    """The reward models a signals stage trained (a signal's stats name them as ``rm_dir``), by signal method."""
+    return {method: rm_model_dir(Path(s["rm_dir"])) for method, s in (stats or {}).items()
+            if isinstance(s, dict) and s.get("rm_dir") and Path(s["rm_dir"]).is_dir()}
 
 
 def variant(result: dict, tag: str) -> dict:

@@ -19,7 +19,7 @@ import os
 from typing import Any, Callable, Sequence
 
 from autoalign.errors import UserError
-from autoalign.models.base import Completion, Prompt, Sampling
+from autoalign.models.base import Completion, Prompt, Sampling, scored_choice_logprobs
 
 
 def _import_ray():
@@ -59,9 +59,7 @@ class Replica:
         fast = getattr(self.raw, "choice_logprobs", None)
         if callable(fast):
             return [list(row) for row in fast(prompts, choices)]
-        k = len(choices)
-        flat = self.lm.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
-        return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
+        return scored_choice_logprobs(self.lm, prompts, choices)
 
     def path(self) -> str | None:
         path = getattr(self.raw, "path", None)

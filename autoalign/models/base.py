@@ -69,6 +69,14 @@ class LM(Protocol):
     #       choice is a single token."""
 
 
+def scored_choice_logprobs(lm: LM, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
+    """log P(choice | prompt) for every prompt and choice as one ``lm.logprobs`` call over all (prompt, choice)
+    rows: what ``choice_logprobs`` costs on a provider that cannot read a next-token distribution."""
+    k = len(choices)
+    flat = lm.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
+    return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+
 def prompt_key(prompt: Prompt) -> str:
     """Canonical text of a prompt, for hashing and caching."""
     return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)

@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from autoalign.errors import UserError
-from autoalign.models.base import Completion, Prompt, Sampling, row_seed
+from autoalign.models.base import Completion, Prompt, Sampling, row_seed, scored_choice_logprobs
 
 logger = logging.getLogger(__name__)
 
@@ -223,9 +223,7 @@ class HFModel:
         in one pass instead of one scored row per choice). Multi-token choices fall back to ``logprobs``."""
         ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
         if any(len(x) != 1 for x in ids):
-            k = len(choices)
-            flat = self.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
-            return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
+            return scored_choice_logprobs(self, prompts, choices)
         wanted = torch.tensor([x[0] for x in ids], device=self.device)
         heads = [self._fit(self._encode_prompt(p), 1) for p in prompts]
         order = sorted(range(len(heads)), key=lambda i: len(heads[i]))  # similar lengths share a batch: less padding

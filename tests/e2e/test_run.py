@@ -98,20 +98,26 @@ def test_rerun_skips_finished_stages(clean_run, tmp_path):
     assert before == after  # nothing recomputed
 
 
-def test_killed_run_resumes_to_identical_artifacts(clean_run, tmp_path):
-    recipe = _write_recipe(tmp_path)
-    samples_dir = tmp_path / "runs" / "e2e" / "round-1" / "samples"
-    proc = subprocess.Popen([AUTOALIGN, "run", str(recipe)], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def kill_mid_sampling(cmd: list[str], cwd: Path, samples_dir: Path) -> int:
+    """Start ``cmd``, SIGKILL its process group once the sampling stage has written its second part and before
+    the stage finishes; returns the number of parts on disk at the kill."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.monotonic() + 600
     while not (samples_dir / "samples-00001.jsonl").exists():
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
-        time.sleep(0.02)
+        time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (samples_dir / "manifest.json").exists(), "killed too late: the stage had finished"
-    parts_before = len(list(samples_dir.glob("samples-*.jsonl")))
+    return len(list(samples_dir.glob("samples-*.jsonl")))
+
+
+def test_killed_run_resumes_to_identical_artifacts(clean_run, tmp_path):
+    recipe = _write_recipe(tmp_path)
+    samples_dir = tmp_path / "runs" / "e2e" / "round-1" / "samples"
+    parts_before = kill_mid_sampling([AUTOALIGN, "run", str(recipe)], tmp_path, samples_dir)
     assert 2 <= parts_before < 12
 
     result = _run(recipe, tmp_path)

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Literal, NamedTuple, Sequence
 
-from autoalign.models.base import LM, Message, Sampling
+from autoalign.models.base import LM, Message, Sampling, scored_choice_logprobs
 from autoalign.signals.model_feedback.constitution import Constitution, default_constitution
 
 Mode = Literal["logprob", "generate"]
@@ -212,9 +212,7 @@ def choice_logprobs(lm: LM, prompts: Sequence[list[Message]], choices: Sequence[
     fast = getattr(lm, "choice_logprobs", None)
     if callable(fast):
         return [list(row) for row in fast(list(prompts), list(choices))]
-    k = len(choices)
-    lps = lm.logprobs([p for p in prompts for _ in choices], list(choices) * len(prompts))
-    return [lps[i * k : (i + 1) * k] for i in range(len(prompts))]
+    return scored_choice_logprobs(lm, prompts, choices)
 
 
 class JudgeItem(NamedTuple):
