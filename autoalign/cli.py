@@ -29,11 +29,14 @@ def recipes_dir() -> Path:
 
 def resolve_recipe(name: str) -> Path:
     p = Path(name)
-    if p.is_file():
-        return p
     candidate = recipes_dir() / (name if name.endswith(".yaml") else f"{name}.yaml")
-    if candidate.is_file():
-        return candidate
+    try:
+        if p.is_file():
+            return p
+        if candidate.is_file():
+            return candidate
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise UserError(f"recipe {name[:80]!r}: not a usable file name ({getattr(exc, 'strerror', None) or exc})") from None
     raise UserError(f"recipe {name}: file not found (looked in . and {recipes_dir()})")
 
 
@@ -161,15 +164,84 @@ def lab_pretrain(size: Annotated[str, typer.Argument(help="tiny or small")]):
     typer.echo(str(ensure_lab_model(size)))
 
 
-def main() -> None:
+def _error(message: str) -> None:
+    """One line on stderr: ``error: MESSAGE`` (the message's own brackets are text, never rich markup)."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/] {escape(' '.join(str(message).split()))}", highlight=False, soft_wrap=True)
+
+
+def _command_path(command: typer.Typer, args: list[str], prog_name: str = "autoalign") -> str:
+    """``autoalign eval``: the (sub)command ``args`` name, for a parse error that carries no context."""
+    path = [prog_name]
     try:
-        app(standalone_mode=True)
+        cmd = typer.main.get_command(command)
+    except Exception:  # noqa: BLE001 - only decoration of an error line
+        return prog_name
+    for a in args:
+        sub = getattr(cmd, "commands", {}).get(a)
+        if a.startswith("-") or sub is None:
+            break
+        cmd = sub
+        path.append(a)
+    return " ".join(path)
+
+
+def _usage_line(exc: Exception, fallback: str = "autoalign") -> str:
+    """One line for a command-line parse error (typer's vendored click exceptions), naming the command and the
+    argument or option: ``autoalign eval: --limit: Input should be a valid integer, ... (got 'x')``."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else fallback
+    param = getattr(exc, "param", None)
+    if isinstance(exc, typer.BadParameter) and param is not None and type(exc).__name__ != "MissingParameter":
+        opts = getattr(param, "opts", None) or []
+        if getattr(param, "param_type_name", "") == "option" and opts:
+            name = "/".join(opts)
+        else:
+            name = getattr(param, "display_name_raw", None) or param.name or "argument"
+        message = getattr(exc, "message", None) or exc.format_message()
+        got = ""
+        cause = exc.__cause__
+        errors = getattr(cause, "errors", None)
+        if callable(errors):  # typer coerces with pydantic: the first error holds the bad input
+            try:
+                first = errors()[0]
+                if "input" in first and repr(first["input"]) not in message:
+                    got = f" (got {first['input']!r})"
+            except Exception:  # noqa: BLE001 - only decoration
+                got = ""
+        message = message.removeprefix("Value error, ").rstrip(".")
+        return f"{where}: {name}: {message}{got}"
+    return f"{where}: {exc.format_message() if hasattr(exc, 'format_message') else exc}"
+
+
+def run_cli(command: typer.Typer, args: list[str] | None = None, prog_name: str = "autoalign") -> int:
+    """Run ``command`` on ``args`` (default: ``sys.argv[1:]``) and return the exit code. Every user mistake is one
+    line on stderr and code 2: a UserError, and every argument or option typer cannot parse (never a usage block).
+    ``--help`` and a bare command that shows its help keep their exit codes."""
+    try:
+        code = command(args, prog_name=prog_name, standalone_mode=False)
     except UserError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _error(str(exc))
+        return 2
+    except typer.TyperException as exc:  # typer's click: UsageError, BadParameter, NoSuchOption, ...
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was already printed
+            return getattr(exc, "exit_code", 2)
+        where = _command_path(command, sys.argv[1:] if args is None else list(args), prog_name)
+        _error(_usage_line(exc, where))
+        return getattr(exc, "exit_code", 2)
+    except typer.Abort:
+        console.print("aborted")
+        return 1
     except KeyboardInterrupt:
+        code = 130
+    if code == 130:  # typer turns a KeyboardInterrupt into exit code 130
         console.print("interrupted; rerun the same command to resume")
-        sys.exit(130)
+    return code if isinstance(code, int) else 0
+
+
+def main() -> None:
+    sys.exit(run_cli(app))
 
 
 if __name__ == "__main__":

@@ -9,40 +9,47 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autoalign.decoding.aligner import AlignerConfig
+from autoalign.decoding.best_of_n import BestOfNConfig
 from autoalign.errors import UserError
+from autoalign.signals.imitation.self_instruct import SelfInstructConfig
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SelfInstructConfig(Strict):
-    """Self-Instruct prompt proposal (``autoalign.signals.imitation.self_instruct``): the round's policy writes
-    ``share`` of the round's ``count`` prompts from a seed pool (the prompts drawn from ``source``); the rest of the
-    round's prompts are seed-pool prompts as they are (so a lab run keeps prompts the oracle can grade)."""
-
-    share: float = Field(0.5, gt=0.0, le=1.0)
-    style: Literal["auto", "prefix", "instruct"] = "auto"
-    prefix_words: int = Field(2, ge=1)
-    temperature: float = Field(1.0, ge=0.0)
-    max_new_tokens: int = Field(48, ge=1)
-    similarity: float = Field(0.7, gt=0.0, le=1.0)
+# The methods' own config classes (each in its method's module, tabled in autoalign.methods), discriminated on
+# ``method:`` so a wrong parameter is a one-line error naming the field.
+WriterConfig = Annotated[SelfInstructConfig, Field(discriminator="method")]
+WrapperConfig = Annotated[BestOfNConfig | AlignerConfig, Field(discriminator="method")]
 
 
 class PromptsConfig(Strict):
-    """Where each round's prompts come from: the lab's task families, or a JSONL file of ``records.Prompt``;
-    optionally partly written by the policy itself (``self_instruct``)."""
+    """Where each round's prompts come from (``source``: a row of ``methods.PROMPT_SOURCES``: the lab's task
+    families, or a JSONL file of ``records.Prompt``), then rewritten in order by ``writers`` (Self-Instruct:
+    partly written by the policy itself). ``self_instruct: {...}`` is shorthand for one self_instruct writer."""
 
     source: Literal["lab", "file"] = "lab"
     count: int = Field(200, ge=1)
     families: list[str] | None = None
     path: str | None = None
-    self_instruct: SelfInstructConfig | None = None
+    writers: list[WriterConfig] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "self_instruct" in data:
+            data = dict(data)
+            si = data.pop("self_instruct")
+            if si is not None:
+                data["writers"] = [*(data.get("writers") or []), {**(si or {}), "method": "self_instruct"}]
+        return data
 
 
 class SamplingConfig(Strict):
@@ -101,10 +108,12 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
-    """``aligned_upstream``: evaluate the upstream model named here alone (round 0) and followed by each round's
-    trained policy as an Aligner-style corrector (rounds >= 1), instead of the policy itself.
-    ``best_of_n``: also evaluate best-of-n sampling of each round's policy under ``reward_model`` (a reward-model
-    directory; default: the one a ``raft`` signal of the run trained), reported as suite ``lab@best-of-N``.
+    """``suites``: what each round is measured on. ``wrappers``: policy wrappers (``methods.POLICY_WRAPPERS``):
+    ``{method: best_of_n, n: 4}`` also measures best-of-n sampling of each round's policy under a reward model
+    (``reward_model: DIR``; default: the newest one a signal of the run declared), as suite ``lab@best-of-N``;
+    ``{method: aligner, upstream: URI}`` measures the upstream model alone (round 0) and followed by each round's
+    trained policy as its corrector (rounds >= 1), instead of the policy itself. The old keys
+    ``aligned_upstream``, ``best_of_n`` and ``reward_model`` are shorthand for those two.
     ``judge_agreement``: measure each round's signal labels and training data against the lab oracle (lab prompts
     only; the signal never sees the oracle)."""
 
@@ -113,10 +122,30 @@ class EvalConfig(Strict):
     limit: int | None = None
     seed: int = 1234
     max_new_tokens: int = Field(48, ge=1)
-    aligned_upstream: str | None = None
-    best_of_n: int | None = Field(None, ge=2)
-    reward_model: str | None = None
+    wrappers: list[WrapperConfig] = Field(default_factory=list)
     judge_agreement: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not {"aligned_upstream", "best_of_n", "reward_model"} & set(data):
+            return data
+        data = dict(data)
+        wrappers = list(data.get("wrappers") or [])
+        up, n, rm = data.pop("aligned_upstream", None), data.pop("best_of_n", None), data.pop("reward_model", None)
+        if up is not None:
+            wrappers.append({"method": "aligner", "upstream": up})
+        if n is not None:
+            wrappers.append({"method": "best_of_n", "n": n, "reward_model": rm})
+        data["wrappers"] = wrappers
+        return data
+
+    @field_validator("wrappers")
+    @classmethod
+    def _one_replacement(cls, v: list) -> list:
+        if sum(w.method == "aligner" for w in v) > 1:
+            raise ValueError("at most one wrapper may replace the evaluated policy (aligner)")
+        return v
 
 
 class Recipe(Strict):
@@ -146,17 +175,110 @@ class Recipe(Strict):
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+# What a recipe may be: a YAML file of at most MAX_RECIPE_BYTES that expands (YAML aliases copied out) to at most
+# MAX_RECIPE_NODES values, nested at most MAX_RECIPE_DEPTH deep. Real recipes are a few KB and a few hundred values;
+# the bounds refuse a "billion laughs" document of nested aliases in milliseconds instead of exhausting memory.
+MAX_RECIPE_BYTES = 4 * 2**20
+MAX_RECIPE_NODES = 100_000
+MAX_RECIPE_DEPTH = 64
+
+
+def _decode_utf8(raw: bytes, what: str) -> str:
+    """``raw`` as UTF-8 text, or one UserError line naming the first bad byte and its offset."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+
+
+def _safe_load(text: str, what: str) -> Any:
+    """``yaml.safe_load``; YAMLError propagates, a document nested too deeply for PyYAML's recursive composer is one
+    UserError line. safe_load keeps aliases as shared references, so this is linear in the text; ``_plain``
+    bounds what the result expands to."""
+    try:
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise UserError(f"{what}: the YAML nests too deeply (a recipe may nest {MAX_RECIPE_DEPTH} levels)") from None
+
+
+def _yaml_error_line(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: where and what (PyYAML's own str() spans several lines)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return f"unacceptable character #x{char:04x} at offset {exc.position}"
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    if context and problem.startswith("but "):
+        problem = f"{context}, {problem}"
+    return " ".join(f"malformed YAML{where}: {problem}".split())
+
+
+def _plain_key(key: Any, what: str, path: list[str]) -> str:
+    """A mapping key as text, the way ``json.dumps`` writes one (``1`` -> ``"1"``, ``true`` -> ``"true"``)."""
+    import datetime
+
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    if isinstance(key, (datetime.date, datetime.datetime)):
+        return key.isoformat()
+    where = f" {'.'.join(path)}:" if path else ""
+    raise UserError(f"{what}:{where} a mapping key must be text, got {type(key).__name__}")
+
+
+def _plain(data: Any, what: str) -> Any:
+    """A deep copy of YAML-loaded ``data`` as JSON values (dicts with text keys, lists, str, int, float, bool,
+    None), with YAML dates as ISO text. Shared references (YAML aliases) are copied out, so the copy is bounded:
+    more than MAX_RECIPE_NODES values, deeper than MAX_RECIPE_DEPTH (a recursive alias) or a value JSON cannot hold
+    (``!!binary``, ``!!set``) is one UserError line naming ``what`` and, where it helps, the dotted field."""
+    import datetime
+
+    budget = [MAX_RECIPE_NODES]
+
+    def copy(value: Any, path: list[str]) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise UserError(f"{what}: the YAML expands to more than {MAX_RECIPE_NODES} nodes (nested aliases?)")
+        if len(path) > MAX_RECIPE_DEPTH:
+            raise UserError(f"{what}: {'.'.join(path[:4])}...: nested more than {MAX_RECIPE_DEPTH} levels deep "
+                            f"(a recursive alias?)")
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                key = _plain_key(k, what, path)
+                out[key] = copy(v, [*path, key])
+            return out
+        if isinstance(value, (list, tuple)):
+            return [copy(v, [*path, str(i)]) for i, v in enumerate(value)]
+        if value is None or isinstance(value, (str, bool, int, float)):
+            return value
+        if isinstance(value, (datetime.date, datetime.datetime)):
+            return value.isoformat()
+        where = f" {'.'.join(path)}:" if path else ""
+        raise UserError(f"{what}:{where} a {type(value).__name__} value is not allowed in a recipe "
+                        f"(quote it to make it text)")
+
+    return copy(data, [])
+
+
 def apply_override(data: dict, override: str) -> None:
     """Set ``a.b.c=value`` in nested dicts; the value is parsed as YAML (``3`` -> int, ``[a, b]`` -> list).
     Integers index into lists (``signals.0.params.k=4``)."""
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         raise UserError(f"override {override!r}: expected key.sub=value")
+    key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _safe_load(raw, f"override {key}") if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    parts = key.strip().split(".")
+    value = _plain(value, f"override {key}")
+    parts = key.split(".")
+    if not all(p.strip() for p in parts):
+        raise UserError(f"override {key}: empty field name in the dotted key")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
@@ -164,11 +286,15 @@ def apply_override(data: dict, override: str) -> None:
             if not part.isdigit() or int(part) >= len(node):
                 raise UserError(f"override {key}: {'.'.join(parts[: i + 1])} is not a valid list index")
             node = node[int(part)]
-        else:
+        elif isinstance(node, dict):
             if part not in node or node[part] is None:
                 node[part] = [] if nxt.isdigit() else {}
             node = node[part]
+        else:
+            raise UserError(f"override {key}: {'.'.join(parts[:i])} is {_short(node)}, not a mapping or a list")
     last = parts[-1]
+    if not isinstance(node, (dict, list)):
+        raise UserError(f"override {key}: {'.'.join(parts[:-1])} is {_short(node)}, not a mapping or a list")
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
             raise UserError(f"override {key}: {last} is not a valid list index")
@@ -177,30 +303,52 @@ def apply_override(data: dict, override: str) -> None:
         node[last] = value
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message stays one readable line whatever the input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _describe(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    extra = f" (got {first.get('input')!r})" if first["type"] != "missing" and not isinstance(first.get("input"), dict) else ""
+    shown = first["type"] != "missing" and not isinstance(first.get("input"), dict)
+    extra = f" (got {_short(first.get('input'))})" if shown else ""
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"recipe {source}: {loc}: {first['msg']}{extra}{more}"
+    return " ".join(f"recipe {source}: {loc}: {first['msg']}{extra}{more}".split())
+
+
+def read_yaml_file(p: Path, what: str) -> Any:
+    """The YAML document in the user's file ``p`` as plain JSON values, refused with one UserError line starting
+    with ``what`` (``recipe r.yaml``) when it is missing, unreadable, larger than MAX_RECIPE_BYTES, not UTF-8,
+    malformed, or expands (aliases copied out) beyond MAX_RECIPE_NODES / MAX_RECIPE_DEPTH."""
+    try:
+        if not p.is_file():
+            raise UserError(f"{what}: file not found")
+        size = p.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise UserError(f"{what}: {size} bytes is larger than a recipe may be ({MAX_RECIPE_BYTES} bytes)")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_RECIPE_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{what}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise UserError(f"{what}: larger than a recipe may be ({MAX_RECIPE_BYTES} bytes)")
+    try:
+        data = _safe_load(_decode_utf8(raw, what), what)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{what}: {_yaml_error_line(exc)}") from None
+    return _plain(data, what)
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] = (), data: dict | None = None) -> Recipe:
     """Load a recipe from YAML (or ``data``), apply overrides, validate. Raises UserError with one line."""
     source = str(path) if path is not None else "<built-in>"
     if data is None:
-        p = Path(path)  # type: ignore[arg-type]
-        if not p.is_file():
-            raise UserError(f"recipe {source}: file not found")
-        try:
-            data = yaml.safe_load(p.read_text("utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise UserError(f"recipe {source}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        data = read_yaml_file(Path(path), f"recipe {source}")  # type: ignore[arg-type]
     if not isinstance(data, dict):
         raise UserError(f"recipe {source}: expected a mapping at the top level, got {type(data).__name__}")
-    data = json.loads(json.dumps(data))  # deep copy
+    data = _plain(data, f"recipe {source}")  # deep copy, bounded: aliases expanded at most MAX_RECIPE_NODES
     for o in overrides:
         apply_override(data, o)
     try:

@@ -46,14 +46,27 @@ class Sample(Record):
     logprob: float | None = None
 
 
+ScoreKind = Literal["unit", "reward", "pairwise", "none"]
+
+
 class Label(Record):
-    """Feedback on one sample from one signal: a verdict (``correct``, ``majority``, ``refusal`` ...) and a score."""
+    """Feedback on one sample from one signal. ``verdict`` is a word for people (``correct``, ``majority``,
+    ``kept`` ...): nothing measures it. What evaluation measures is structured:
+
+    - ``kind`` says how ``score`` reads: ``unit`` = P(the sample is good) in [0, 1] (a judge's verdict, a test, a
+      vote share), ``reward`` = a real that ranks a prompt's samples, ``pairwise`` = P(this sample beats sample
+      ``detail["versus"]``), ``none`` = not a judgement of the sample (an unreadable verdict);
+    - ``selected``: whether the signal's selection rule kept this sample (or its ``detail["revision"]``, when it
+      proposes one) as a training target; None when the signal does not select per sample.
+    """
 
     prompt_id: str
     sample_index: int
     signal: str
     verdict: str
     score: float
+    kind: ScoreKind = "none"
+    selected: bool | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
 
 

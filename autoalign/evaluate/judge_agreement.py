@@ -5,12 +5,14 @@ Per signal (``Label.signal``), on the round's lab prompts (a prompt the policy w
 is left out; ``config["graded_prompts"]`` says how many were graded):
 
 - ``<signal>.judge_pairwise``: over pairs of a prompt's samples that the oracle grades differently (one correct,
-  one not), the share where the signal ranks the correct one strictly higher: its pointwise score (a judge's
-  verdict, a reward model's reward) or its pairwise verdict (RLAIF's win/loss; a tie counts as a miss);
-- ``<signal>.judge_pointwise``: for verdicts in [0, 1] (yes/no, rubric / 5), the share where ``score >= 0.5``
+  one not), the share where the signal ranks the correct one strictly higher: its pointwise score (labels of
+  kind ``unit`` or ``reward``: a judge's verdict, a reward model's reward) or its pairwise score (kind
+  ``pairwise``: P(the sample beats ``detail["versus"]``) on the correct side of 1/2; exactly 1/2 is a miss);
+- ``<signal>.judge_pointwise``: for labels of kind ``unit`` (scores in [0, 1]), the share where ``score >= 0.5``
   matches the oracle's correct / incorrect;
 - ``<signal>.revision_correct`` / ``<signal>.draft_correct`` (critique-and-revise, Aligner): the oracle's
-  verdict on the revisions and on the drafts they revise;
+  verdict on the revisions the signal kept (``selected`` labels with a ``detail["revision"]``) and on the drafts
+  they revise;
 - ``<signal>.sft_correct``: SFT targets the oracle grades correct; ``<signal>.pair_correct``: training pairs whose
   chosen response is the correct one, over the pairs the oracle separates;
 - ``samples_correct``: the round's samples the oracle grades correct (the base rate the signal should beat).
@@ -26,16 +28,24 @@ from collections import defaultdict
 from typing import Sequence
 
 from autoalign.evaluate.common import rate
+from autoalign.evaluate.oracle_scorer import OracleScorer
 from autoalign.evaluate.result import Metric, SuiteResult
 from autoalign.lab.oracle import Task, eval_items, grade_many
 from autoalign.records import Label, Preference, Prompt, Sample, SFTExample
 
 SUITE = "judge_agreement"
 SCORER = "lab-oracle"
-POINTWISE = ("scored",)  # verdict values in [0, 1]
-RANKED = ("scored", "kept", "dropped")  # a score that ranks a prompt's samples (judge verdict, reward)
-PAIRED = ("win", "loss", "tie")
-REVISED = ("revised", "passed", "not_improved", "truncated", "empty", "unparseable")
+# Read from a label's structure (``Label.kind``, ``Label.selected``, ``detail["revision"]``), never from its verdict
+# word, so a signal nobody here has heard of is measured as long as it says what its score means.
+POINTWISE = ("unit",)  # scores in [0, 1]: P(the sample is good)
+RANKED = ("unit", "reward")  # scores that rank a prompt's samples
+PAIRED = ("pairwise",)  # P(the sample beats detail["versus"])
+
+
+def proposed_revision(lab: Label) -> str | None:
+    """The revision a label proposes for its sample (critique-and-revise, Aligner), if any."""
+    rev = lab.detail.get("revision")
+    return rev if isinstance(rev, str) else None
 
 
 def lab_tasks_for(prompts: Sequence[Prompt], count: int, seed: int, families: list[str] | None,
@@ -70,8 +80,9 @@ class _Grader:
 
     def run(self) -> None:
         keys = list(self.todo)
-        grades = grade_many([self.tasks[k[0]] for k in keys], [k[1] for k in keys])
-        self.done.update({k: g.correct for k, g in zip(keys, grades)})
+        prompts = [Prompt(id=pid, messages=[{"role": "user", "content": ""}]) for pid, _ in keys]
+        scores = OracleScorer(self.tasks)(prompts, [text for _, text in keys])
+        self.done.update({k: s.value == 1.0 for k, s in zip(keys, scores, strict=True) if s.ok})
         self.todo.clear()
 
     def __call__(self, pid: str, text: str | None) -> bool | None:
@@ -93,8 +104,7 @@ def judge_agreement(
     for s in samples:
         grader.want(s.prompt_id, s.text)
     for lab in labels:
-        if lab.verdict in REVISED:
-            grader.want(lab.prompt_id, lab.detail.get("revision"))
+        grader.want(lab.prompt_id, proposed_revision(lab))
     for ex in sft:
         grader.want(ex.prompt_id, ex.messages[-1]["content"])
     for pr in preferences:
@@ -139,7 +149,7 @@ def _signal_metrics(signal: str, labels: list[Label], text_of: dict, grader: _Gr
 
     # pointwise verdicts in [0, 1]: does score >= 1/2 say what the oracle says?
     point = [(lab, grader(lab.prompt_id, text_of.get((lab.prompt_id, lab.sample_index)))) for lab in labels
-             if lab.verdict in POINTWISE]
+             if lab.kind in POINTWISE]
     point = [(lab, ok) for lab, ok in point if ok is not None]
     if point:
         hits = sum((lab.score >= 0.5) == ok for lab, ok in point)
@@ -149,15 +159,16 @@ def _signal_metrics(signal: str, labels: list[Label], text_of: dict, grader: _Gr
     pairs: list[tuple[str, bool]] = []
     ranked: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     for lab in labels:
-        if lab.verdict in RANKED:
+        if lab.kind in RANKED:
             ok = grader(lab.prompt_id, text_of.get((lab.prompt_id, lab.sample_index)))
             if ok is not None:
                 ranked[lab.prompt_id].append((lab.score, ok))
-        elif lab.verdict in PAIRED and "versus" in lab.detail:
+        elif lab.kind in PAIRED and "versus" in lab.detail:
             a = grader(lab.prompt_id, text_of.get((lab.prompt_id, lab.sample_index)))
             b = grader(lab.prompt_id, text_of.get((lab.prompt_id, int(lab.detail["versus"]))))
             if a is not None and b is not None and a != b:
-                pairs.append((lab.prompt_id, (lab.verdict == "win") == a and lab.verdict != "tie"))
+                # P(this sample wins) on the correct side of 1/2; exactly 1/2 ranks nothing: a miss
+                pairs.append((lab.prompt_id, lab.score > 0.5 if a else lab.score < 0.5))
     for pid, items in ranked.items():
         for i, (sa, oa) in enumerate(items):
             for sb, ob in items[i + 1:]:
@@ -172,8 +183,8 @@ def _signal_metrics(signal: str, labels: list[Label], text_of: dict, grader: _Gr
         breakdown[signal] = {ax: {"pairs": n, "agree": round(h / n, 4)} for ax, (h, n) in sorted(by_axis.items())}
 
     # critique-and-revise: revisions vs their drafts
-    revised = [lab for lab in labels if lab.verdict == "revised" and lab.detail.get("revision") is not None]
-    rev = [(grader(lab.prompt_id, lab.detail["revision"]),
+    revised = [lab for lab in labels if lab.selected and proposed_revision(lab) is not None]
+    rev = [(grader(lab.prompt_id, proposed_revision(lab)),
             grader(lab.prompt_id, text_of.get((lab.prompt_id, lab.sample_index)))) for lab in revised]
     rev = [(r, d) for r, d in rev if r is not None and d is not None]
     if rev:

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from autoalign.evaluate.refusal import fallback_name
 from autoalign.models.base import Sampling
+from autoalign.scoring import Score
 
 LEXICON = "toxicity-lexicon"
 
@@ -112,6 +113,13 @@ class ToxicityGrader:
             self.agree += parsed == lex
             out.append(parsed)
         return out
+
+    scale = "unit"
+
+    def __call__(self, prompts, responses: Sequence[str]) -> list[Score]:
+        """The ``Scorer`` shape: value = 1 for a non-toxic response, 0 for a toxic one (higher is better, so it
+        serves as a reward); the prompt is not read."""
+        return [Score(0.0 if t else 1.0, detail={"toxic": t}) for t in self.grade(list(responses))]
 
     def report(self) -> dict:
         out: dict = {"scorer": self.name}

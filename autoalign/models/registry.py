@@ -1,5 +1,6 @@
 """Pick a provider by URI (DESIGN.md): ``hf:PATH_OR_ID``, ``lab:tiny`` / ``lab:small``, ``openai:BASE_URL#MODEL``,
-``vllm:MODEL``. Providers are imported lazily so optional heavy dependencies stay optional."""
+``vllm:MODEL``, ``mock:`` / ``mock:NAME`` (a scripted test double, ``autoalign.models.mock``). Providers are imported
+lazily so optional heavy dependencies stay optional."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from autoalign.errors import UserError
 
-SCHEMES = ("hf", "lab", "openai", "vllm")
+SCHEMES = ("hf", "lab", "openai", "vllm", "mock")
 
 
 LAB_NAMES = ("tiny", "small")
@@ -17,6 +18,11 @@ LAB_NAMES = ("tiny", "small")
 def check_uri(uri: str) -> tuple[str, str]:
     """Validate a URI without loading anything; returns (scheme, rest). Cheap enough to run before a long job."""
     scheme, sep, rest = uri.partition(":")
+    if sep and scheme == "mock":  # ``mock:`` alone is the default script
+        from autoalign.models.mock import script_name
+
+        script_name(uri)
+        return scheme, rest
     if not sep or not rest:
         if Path(uri).is_dir():  # a bare Hugging Face directory is accepted as hf:
             return "hf", uri
@@ -53,4 +59,8 @@ def load_lm(uri: str, **options):
         from autoalign.models.vllm_provider import VLLMModel
 
         return VLLMModel.from_uri(uri, **options)
+    if scheme == "mock":
+        from autoalign.models.mock import MockLM
+
+        return MockLM.from_uri(uri, **options)
     raise AssertionError(scheme)

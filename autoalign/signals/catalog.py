@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from autoalign.errors import UserError
 
@@ -21,6 +24,32 @@ SIGNALS: dict[str, tuple[str, str]] = {
 }
 
 
+def params_model(cls: type) -> type[BaseModel]:
+    """The signal's typed config: a pydantic model of its constructor's annotated keyword arguments (unknown keys
+    forbidden), so a recipe's ``params`` are checked field by field before anything runs."""
+    hints = typing.get_type_hints(cls.__init__)
+    fields: dict = {}
+    for name, p in inspect.signature(cls).parameters.items():
+        if name == "load_lm" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[name] = (hints.get(name, typing.Any), default)
+    return create_model(f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+                        **fields)
+
+
+def validate_params(cls: type, params: dict, where: str) -> dict:
+    """``params`` checked against ``params_model(cls)``: one line naming the first bad field; the values the user
+    wrote are passed on as written (pydantic only checks them)."""
+    try:
+        params_model(cls).model_validate({k: v for k, v in params.items() if k != "load_lm"})
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise UserError(f"recipe {where}.params.{loc}: {first['msg']} (got {first.get('input')!r})") from None
+    return params
+
+
 def build_signal(method: str, params: dict, where: str = "signals", load_lm=None):
     """Construct a signal. A signal whose constructor takes ``load_lm`` receives the run's model loader, so it can
     use another model (a judge, a teacher) named by URI in its params without importing the providers itself."""
@@ -34,6 +63,7 @@ def build_signal(method: str, params: dict, where: str = "signals", load_lm=None
         inspect.signature(cls).bind(**params)
     except TypeError as exc:
         raise UserError(f"recipe {where}.params: {exc}") from None
+    params = validate_params(cls, params, where)
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:

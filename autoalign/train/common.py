@@ -1,4 +1,5 @@
-"""What SFT and DPO share: loading a policy directory, LoRA, saving a plain Hugging Face directory."""
+"""What the trainers share: loading a policy directory, LoRA, saving a plain Hugging Face directory, the arguments
+every TRL trainer takes, and datasets on disk."""
 
 from __future__ import annotations
 
@@ -63,13 +64,16 @@ def save_policy(model, tokenizer, out_dir: str | Path) -> Path:
     return out_dir
 
 
-def common_args(out_dir: Path, seed: int, epochs: float, lr: float, batch_size: int, grad_accum: int) -> dict:
-    """TrainingArguments shared by every trainer: seeded, no checkpoints or trackers, CPU fp32 / GPU bf16."""
+def common_args(out_dir: Path, seed: int, epochs: float, lr: float, batch_size: int, grad_accum: int,
+                max_steps: int | None = None) -> dict:
+    """TrainingArguments shared by every trainer: seeded, no checkpoints or trackers, CPU fp32 / GPU bf16.
+    ``max_steps`` (optimizer steps) overrides ``epochs`` when given."""
     return dict(
         output_dir=str(out_dir),
         seed=seed,
         data_seed=seed,
         num_train_epochs=epochs,
+        max_steps=max_steps if max_steps is not None else -1,
         learning_rate=lr,
         per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=grad_accum,

@@ -1,22 +1,47 @@
-"""Supervised fine-tuning through TRL's SFTTrainer, loss on the assistant turn only."""
+"""Supervised fine-tuning through TRL's SFTTrainer, loss on the assistant turn only.
+
+Each example's ``weight`` (``SFTExample.weight``) reaches the loss: when some weight differs from 1, a thin
+SFTTrainer subclass (``autoalign.train.trainers.WeightedSFTTrainer``, loss ``losses.weighted_sft_loss``) trains
+instead; with every weight 1 (all shipped signals today) the trainer is TRL's own, unchanged.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Literal
 
-from trl import SFTConfig, SFTTrainer
+from pydantic import Field
 
-from autoalign.train.common import common_args, load_policy, peft_config, save_policy, to_dataset
+from autoalign.train.phase import PhaseConfig
 
 
-def to_prompt_completion(rows: list[dict]) -> list[dict]:
-    """``{"messages": [...]}`` -> conversational prompt/completion, so TRL masks the prompt out of the loss."""
+class SFTPhase(PhaseConfig):
+    """``kind: sft``: imitate the round's SFT examples (TRL ``messages``). ``use_weights``: weight each example's
+    loss by its ``weight`` (only matters when some weight is not 1)."""
+
+    consumes: ClassVar[Literal["sft", "preferences"]] = "sft"
+    kind: Literal["sft"] = "sft"
+    learning_rate: float = Field(5e-4, gt=0)
+    use_weights: bool = True
+
+
+def run(cfg: SFTPhase, policy: str | Path, rows: list[dict], out_dir: Path, seed: int) -> dict:
+    weighted = cfg.use_weights and any(float(r.get("weight", 1.0)) != 1.0 for r in rows)
+    return train_sft(policy, rows, out_dir, seed=seed, weighted=weighted, **cfg.schedule())
+
+
+def to_prompt_completion(rows: list[dict], weighted: bool = False) -> list[dict]:
+    """``{"messages": [...]}`` -> conversational prompt/completion, so TRL masks the prompt out of the loss; with
+    ``weighted``, each row keeps its ``weight`` (default 1)."""
     out = []
     for r in rows:
         msgs = r["messages"]
         if not msgs or msgs[-1]["role"] != "assistant":
             raise ValueError("an SFT example must end with an assistant message")
-        out.append({"prompt": msgs[:-1], "completion": [msgs[-1]]})
+        row = {"prompt": msgs[:-1], "completion": [msgs[-1]]}
+        if weighted:
+            row["weight"] = float(r.get("weight", 1.0))
+        out.append(row)
     return out
 
 
@@ -31,24 +56,37 @@ def train_sft(
     batch_size: int = 16,
     grad_accum: int = 1,
     max_length: int = 256,
+    max_steps: int | None = None,
     lora: dict | None = None,
+    weighted: bool = False,
 ) -> dict:
-    """Fine-tune on TRL ``messages`` rows; save the policy to ``out_dir/model``. Returns training metrics."""
+    """Fine-tune on TRL ``messages`` rows; save the policy to ``out_dir/model``. Returns training metrics.
+    ``weighted``: scale each example's loss by its ``weight`` column (``WeightedSFTTrainer``)."""
+    from trl import SFTConfig, SFTTrainer
+
+    from autoalign.train.common import common_args, load_policy, peft_config, save_policy, to_dataset
+
+    trainer_cls = SFTTrainer
+    if weighted:
+        from autoalign.train.trainers import WeightedSFTTrainer
+
+        trainer_cls = WeightedSFTTrainer
     out_dir = Path(out_dir)
     model, tokenizer = load_policy(model_path)
     args = SFTConfig(
-        **common_args(out_dir / "trainer", seed, epochs, learning_rate, batch_size, grad_accum),
+        **common_args(out_dir / "trainer", seed, epochs, learning_rate, batch_size, grad_accum, max_steps),
         max_length=max_length,
         packing=False,
         completion_only_loss=True,
     )
-    trainer = SFTTrainer(
+    trainer = trainer_cls(
         model=model,
         args=args,
-        train_dataset=to_dataset(to_prompt_completion(rows), out_dir / "data"),
+        train_dataset=to_dataset(to_prompt_completion(rows, weighted), out_dir / "data"),
         processing_class=tokenizer,
         peft_config=peft_config(lora),
     )
     result = trainer.train()
     save_policy(trainer.model, tokenizer, out_dir / "model")
-    return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "examples": len(rows)}
+    return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "examples": len(rows),
+            "weighted": weighted}

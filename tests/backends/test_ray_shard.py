@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -108,7 +107,13 @@ def test_shards_cover_every_item_once():
         spans = lm.shards(n)
         assert [i for a, b in spans for i in range(a, b)] == list(range(n))
         assert len(spans) <= 8
-    assert Path(__file__).exists()
+        assert all(a < b for a, b in spans)  # no empty shard is sent to a worker ...
+        assert len(spans) >= min(n, lm.num_workers)  # ... and every worker gets one when there are items enough
+    # shard size ceil(n / (4 * workers)): 9 items on 2 workers go out as four pairs and a single
+    assert lm.shards(9) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 9)]
+    assert lm.shards(100)[-2:] == [(78, 91), (91, 100)] and lm.shards(0) == []
+    lm.shard_size = 3  # an explicit shard_size wins
+    assert lm.shards(7) == [(0, 3), (3, 6), (6, 7)]
 
 
 @pytest.mark.timeout(300)
@@ -125,6 +130,7 @@ def test_a_judging_stage_on_ray_gives_the_single_process_labels(local_ray, backe
     outs = single.generate([p.messages for p in prompts], Sampling(n=2, temperature=0.9, max_new_tokens=16, seed=1))
     samples = [Sample(prompt_id=p.id, index=j, text=c.text, model=uri)
                for p, cs in zip(prompts, outs) for j, c in enumerate(cs)]
+    assert len(samples) == 12  # 6 prompts x 2 samples: the comparisons below are not over nothing
     judge = LLMJudge(judge="policy", mode="logprob", output="both", min_gap=0.0)
     want = judge(prompts, samples, single)
     with RayShardedLM(uri, num_workers=2, options={"device": "cpu", "batch_size": 4}, shard_size=2) as lm:
@@ -164,10 +170,10 @@ def test_recipe_routes_signals_to_ray_only_when_judging(monkeypatch, tmp_path):
         return loop.Run(recipe, load_lm=load_lm)
 
     on = run(True)
-    assert isinstance(on.signal_policy("lab:tiny"), FakeSharded) and isinstance(on._signal_load("lab:small"),
+    assert isinstance(on.models.signal_policy("lab:tiny"), FakeSharded) and isinstance(on.models.signal_load("lab:small"),
                                                                                    FakeSharded)
     assert made == [("lab:tiny", 2), ("lab:small", 2)] and loaded == []
-    assert on.sampler("lab:tiny") is on.signal_policy("lab:tiny")  # one set of replicas for both stages
+    assert on.models.sampler("lab:tiny") is on.models.signal_policy("lab:tiny")  # one set of replicas for both stages
     off = run(False)
-    assert not isinstance(off.signal_policy("lab:tiny"), FakeSharded) and loaded == ["lab:tiny"]
-    assert isinstance(off.sampler("lab:tiny"), FakeSharded)  # sampling alone stays sharded
+    assert not isinstance(off.models.signal_policy("lab:tiny"), FakeSharded) and loaded == ["lab:tiny"]
+    assert isinstance(off.models.sampler("lab:tiny"), FakeSharded)  # sampling alone stays sharded

@@ -1,39 +1,40 @@
-"""Deterministic stand-ins for the LM protocol, for scorer tests with known answers."""
+"""Deterministic stand-ins for the LM protocol, for scorer tests with known answers: thin shapes over the one
+scripted test double, ``autoalign.models.mock.MockLM``."""
 
 from __future__ import annotations
 
-import hashlib
-from typing import Callable, Sequence
+from typing import Callable
 
-from autoalign.models.base import Completion, Prompt, Sampling, prompt_key
+from autoalign.models.base import Prompt, prompt_key
+from autoalign.models.mock import SCRIPTS, MockLM, text_of
 
 
 def _text(prompt: Prompt) -> str:
-    return prompt if isinstance(prompt, str) else prompt[-1]["content"]
+    return text_of(prompt)
 
 
-class FakeLM:
-    """``reply(prompt_text) -> str`` answers every generation; ``score(prompt_text, continuation) -> float`` gives
-    log-likelihoods (default: a hash, so stable but arbitrary). Counts calls, to check caching."""
+class FakeLM(MockLM):
+    """``reply(prompt_text) -> str`` answers every generation (default: the ``mock:`` default script, which refuses
+    a prompt mentioning "bomb" and otherwise says "Sure. The answer is 4."); ``score(prompt_text, continuation)
+    -> float`` gives log-likelihoods (default: a hash, so stable but arbitrary). Completions carry no logprob.
+    ``generate_calls`` / ``logprob_calls`` count prompt rows (not calls), to check caching."""
 
     def __init__(self, reply: Callable[[str], str] | None = None,
                  score: Callable[[str, str], float] | None = None, uri: str = "fake:lm"):
-        self.uri = uri
-        self.reply = reply or (lambda p: "I can't help with that." if "bomb" in p else "Sure. The answer is 4.")
-        self.score = score or (lambda p, c: -(int(hashlib.sha256((p + c).encode()).hexdigest(), 16) % 997) / 100)
-        self.generate_calls = 0
-        self.logprob_calls = 0
+        default = SCRIPTS["default"]
+        super().__init__(
+            reply=default.reply if reply is None else (lambda text, index: reply(text)),
+            default=default.default if reply is None else None,
+            score=score, uri=uri, sample_logprobs=False,
+        )
 
-    def fingerprint(self) -> str:
-        return self.uri
+    @property
+    def generate_calls(self) -> int:
+        return len(self.generated)
 
-    def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
-        self.generate_calls += len(prompts)
-        return [[Completion(text=self.reply(_text(p))) for _ in range(sampling.n)] for p in prompts]
-
-    def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[float]:
-        self.logprob_calls += len(prompts)
-        return [self.score(_text(p), c) for p, c in zip(prompts, continuations)]
+    @property
+    def logprob_calls(self) -> int:
+        return len(self.scored)
 
 
 class CountingLM:

@@ -1,45 +1,26 @@
-"""Deterministic stand-ins for the LM protocol, for judge and signal logic with hand-computed answers."""
+"""Deterministic stand-ins for the LM protocol, for judge and signal logic with hand-computed answers: thin shapes
+over the one scripted test double, ``autoalign.models.mock.MockLM``."""
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
-from autoalign.models.base import Completion, Prompt, Sampling
+from autoalign.models.mock import SCRIPTS, MockLM, text_of
 from autoalign.records import Prompt as PromptRecord
 from autoalign.records import Sample
 
 
-def text_of(prompt: Prompt) -> str:
-    return prompt if isinstance(prompt, str) else prompt[-1]["content"]
-
-
-class FakeLM:
-    """``reply(prompt_text, sample_index) -> str`` answers generations; ``score(prompt_text, continuation) ->
-    float`` gives log-likelihoods. Records every call (the prompts it saw)."""
+class FakeLM(MockLM):
+    """``reply(prompt_text, sample_index) -> str`` answers generations (default: "Yes", the ``mock:yes`` script);
+    ``score(prompt_text, continuation) -> float`` gives log-likelihoods (default: log 0.5). Records every call:
+    ``generated`` (the prompts it saw), ``scored``, and ``generate_calls`` / ``logprob_calls`` (calls, not rows)."""
 
     def __init__(self, reply: Callable[[str, int], str] | None = None,
                  score: Callable[[str, str], float] | None = None, uri: str = "fake:judge"):
-        self.uri = uri
-        self.reply = reply or (lambda p, j: "Yes")
-        self.score = score or (lambda p, c: math.log(0.5))
-        self.generated: list[str] = []
-        self.scored: list[tuple[str, str]] = []
-        self.logprob_calls = 0
-        self.generate_calls = 0
-
-    def fingerprint(self) -> str:
-        return self.uri
-
-    def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
-        self.generate_calls += 1
-        self.generated.extend(text_of(p) for p in prompts)
-        return [[Completion(text=self.reply(text_of(p), j), logprob=-1.0) for j in range(sampling.n)] for p in prompts]
-
-    def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[float]:
-        self.logprob_calls += 1
-        self.scored.extend((text_of(p), c) for p, c in zip(prompts, continuations))
-        return [self.score(text_of(p), c) for p, c in zip(prompts, continuations)]
+        yes = SCRIPTS["yes"]
+        super().__init__(reply=yes.reply if reply is None else reply, score=yes.score if score is None else score,
+                         uri=uri)
 
 
 def yes_prob_scorer(p_yes: Callable[[str], float]) -> Callable[[str, str], float]:

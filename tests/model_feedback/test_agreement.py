@@ -4,7 +4,7 @@ import pytest
 
 from autoalign.evaluate.judge_agreement import judge_agreement, lab_tasks_for, reward_model_lab_accuracy
 from autoalign.lab.prompts import lab_prompts
-from autoalign.loop import variant
+from autoalign.evaluate.rounds import variant
 from autoalign.records import Label, Preference, Sample, SFTExample
 
 
@@ -32,7 +32,7 @@ def test_pairwise_pointwise_and_training_data_agreement(arithmetic):
                Sample(prompt_id=q.id, index=0, text=_answer(tq, False), model="m"),
                Sample(prompt_id=q.id, index=1, text=_answer(tq, True), model="m")]
     scores = {(p.id, 0): 0.9, (p.id, 1): 0.2, (p.id, 2): 0.95, (q.id, 0): 0.4, (q.id, 1): 0.4}
-    labels = [Label(prompt_id=pid, sample_index=i, signal="j", verdict="scored", score=v)
+    labels = [Label(prompt_id=pid, sample_index=i, signal="j", verdict="scored", score=v, kind="unit")
               for (pid, i), v in scores.items()]
     # oracle-separated pairs: p (0,1) judge right, p (0,2) judge wrong, q (0,1) a tie -> a miss: 1/3
     # pointwise (>= 0.5 vs oracle): p0 yes/right, p1 no/wrong, p2 yes/wrong, q0 no/wrong, q1 no/right -> 3/5
@@ -59,15 +59,22 @@ def test_pairwise_verdicts_and_revisions(arithmetic):
     t = tasks[p.id]
     samples = [Sample(prompt_id=p.id, index=0, text=_answer(t, True), model="m"),
                Sample(prompt_id=p.id, index=1, text=_answer(t, False), model="m")]
-    labels = [Label(prompt_id=p.id, sample_index=0, signal="rl", verdict="win", score=0.8, detail={"versus": 1}),
-              Label(prompt_id=p.id, sample_index=1, signal="rl", verdict="win", score=0.7, detail={"versus": 0}),
-              Label(prompt_id=p.id, sample_index=0, signal="rl", verdict="tie", score=0.5, detail={"versus": 1}),
+    labels = [Label(prompt_id=p.id, sample_index=0, signal="rl", verdict="win", score=0.8, kind="pairwise",
+                    detail={"versus": 1}),
+              Label(prompt_id=p.id, sample_index=1, signal="rl", verdict="win", score=0.7, kind="pairwise",
+                    detail={"versus": 0}),
+              Label(prompt_id=p.id, sample_index=0, signal="rl", verdict="tie", score=0.5, kind="pairwise",
+                    detail={"versus": 1}),
               # revisions: 1 fixes a wrong draft, 0 breaks a right one
               Label(prompt_id=p.id, sample_index=1, signal="cai", verdict="revised", score=1.0,
-                    detail={"revision": _answer(t, True)}),
+                    selected=True, detail={"revision": _answer(t, True)}),
               Label(prompt_id=p.id, sample_index=0, signal="cai", verdict="revised", score=1.0,
-                    detail={"revision": "I don't know."}),
-              Label(prompt_id=p.id, sample_index=0, signal="cai", verdict="passed", score=1.0, detail={})]
+                    selected=True, detail={"revision": "I don't know."}),
+              # a revision the signal did not keep is not measured as one
+              Label(prompt_id=p.id, sample_index=0, signal="cai", verdict="not_improved", score=0.0,
+                    selected=False, detail={"revision": _answer(t, True)}),
+              Label(prompt_id=p.id, sample_index=0, signal="cai", verdict="passed", score=1.0, selected=True,
+                    detail={})]
     res = judge_agreement(prompts, samples, labels, [], [], tasks)
     assert res.metrics["rl.judge_pairwise"].value == pytest.approx(1 / 3)
     assert res.metrics["cai.revision_correct"].value == pytest.approx(1 / 2)
@@ -75,12 +82,44 @@ def test_pairwise_verdicts_and_revisions(arithmetic):
     assert res.config["breakdown"]["cai"]["revisions"] == {"fixed": 1, "broken": 1, "n": 2}
 
 
+def test_a_signal_never_seen_before_is_measured(arithmetic):
+    """A toy signal, defined here, with verdict words no module knows: its scores are measured against the oracle
+    because its labels say what the score means (``kind``), not because evaluation knows its vocabulary."""
+    prompts, tasks = arithmetic
+    p, q = prompts
+    samples = [Sample(prompt_id=p.id, index=0, text=_answer(tasks[p.id], True), model="m"),
+               Sample(prompt_id=p.id, index=1, text=_answer(tasks[p.id], False), model="m"),
+               Sample(prompt_id=q.id, index=0, text=_answer(tasks[q.id], True), model="m"),
+               Sample(prompt_id=q.id, index=1, text=_answer(tasks[q.id], False), model="m")]
+
+    def toy_signal(samples):  # likes short answers: right on p, wrong on q when the wrong answer is shorter
+        return [Label(prompt_id=s.prompt_id, sample_index=s.index, signal="toy",
+                      verdict="splendid" if len(s.text) < 30 else "dreadful",
+                      score=1.0 / (1.0 + len(s.text)), kind="reward") for s in samples]
+
+    labels = toy_signal(samples)
+    res = judge_agreement(prompts, samples, labels, [], [], tasks)
+    # one oracle-separated pair per prompt; the toy ranks the shorter text higher
+    expect = [len(samples[0].text) < len(samples[1].text), len(samples[2].text) < len(samples[3].text)]
+    assert res.metrics["toy.judge_pairwise"].n == 2
+    assert res.metrics["toy.judge_pairwise"].value == pytest.approx(sum(expect) / 2)
+    assert "toy.judge_pointwise" not in res.metrics  # a reward is not a probability: no threshold reading
+    unit = [lab.model_copy(update={"kind": "unit", "score": 1.0 if lab.verdict == "splendid" else 0.0})
+            for lab in labels]
+    res = judge_agreement(prompts, samples, unit, [], [], tasks)
+    assert res.metrics["toy.judge_pointwise"].n == 4
+    # and a label that says it is no judgement is not read as one, whatever its verdict word
+    none = [lab.model_copy(update={"kind": "none", "verdict": "scored"}) for lab in labels]
+    assert "toy.judge_pairwise" not in judge_agreement(prompts, samples, none, [], [], tasks).metrics
+
+
 def test_prompts_without_ground_truth_are_left_out(arithmetic):
     prompts, tasks = arithmetic
     written = prompts[0].model_copy(update={"id": "si-1", "source": "self_instruct"})
     assert lab_tasks_for([written], 2, 5, ["arithmetic"]) == {}
     res = judge_agreement([written], [Sample(prompt_id="si-1", index=0, text="x", model="m")],
-                          [Label(prompt_id="si-1", sample_index=0, signal="j", verdict="scored", score=1.0)],
+                          [Label(prompt_id="si-1", sample_index=0, signal="j", verdict="scored", score=1.0,
+                                 kind="unit")],
                           [], [], {})
     assert res.metrics == {} and res.config["graded_prompts"] == 0
 

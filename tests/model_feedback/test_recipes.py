@@ -100,7 +100,7 @@ TINY = ["policy=lab:tiny", "rounds=1", "prompts.count=12", "sampling.n=2", "samp
 
 def tiny_overrides(name: str, workdir: Path) -> list[str]:
     """The recipe's own signals and evaluation options, shrunk to lab:tiny (a judge or reviser named by URI
-    becomes lab:tiny; the reward model lands in ``workdir``)."""
+    becomes lab:tiny)."""
     data = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
     out = [*TINY, f"run_dir={workdir / 'runs'}"]
     for i, s in enumerate(data["signals"]):
@@ -108,7 +108,7 @@ def tiny_overrides(name: str, workdir: Path) -> list[str]:
             if s["params"].get(key) not in (None, "policy"):
                 out.append(f"signals.{i}.params.{key}=lab:tiny")
         if s["method"] == "raft":
-            out += [f"signals.{i}.params.rm_dir={workdir / 'rm'}", f"signals.{i}.params.rm_epochs=1", f"signals.{i}.params.heldout=0.25", "eval.best_of_n=2"]
+            out += [f"signals.{i}.params.rm_epochs=1", f"signals.{i}.params.heldout=0.25", "eval.best_of_n=2"]
     if data.get("eval", {}).get("aligned_upstream"):
         out.append("eval.aligned_upstream=lab:tiny")
     return out

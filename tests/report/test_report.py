@@ -100,7 +100,7 @@ def _write_loop_run(run_dir: Path) -> None:
     """metrics.json exactly as ``autoalign run`` writes it (loop.Run.execute): the resolved demo recipe, and each
     round's results from ``loop.evaluate_suites`` (lab suite + public suites), here on scripted models that get
     better from round to round."""
-    from autoalign.loop import evaluate_suites
+    from autoalign.evaluate.rounds import evaluate_suites
     from autoalign.recipe import EvalConfig, load_recipe
     from autoalign.store import write_json
     from tests.eval.fakes import FakeLM

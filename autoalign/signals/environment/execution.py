@@ -25,7 +25,8 @@ from autoalign.answers import code_block, final_answer, final_number, normalise
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample, SFTExample
 from autoalign.sandbox import ExecResult, run_many
-from autoalign.signals.base import SignalResult, group_samples
+from autoalign.scoring import Score, as_prompts
+from autoalign.signals.base import SignalResult, StageContext, group_samples
 
 KINDS = ("calc", "python_expr", "python_tests")
 _ERR_CHARS = 400  # stderr tail kept in a label's detail
@@ -86,6 +87,69 @@ def text_matches(answer: str | None, expected: str) -> bool:
     return answer == expected
 
 
+class ExecutionCheck:
+    """The environment as a ``Scorer``: value 1.0 when executing the response's answer checks out, 0.0 when it
+    does not, None (with the reason) when the prompt has no environment to run or the environment itself failed.
+    All programs of one call run in one sandbox batch, identical programs once."""
+
+    name = "execution"
+    scale = "unit"
+
+    def __init__(self, timeout_s: float = 5.0, memory_mb: int = 512, workers: int | None = None) -> None:
+        self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
+        self.sandbox_runs = 0  # distinct programs run by the last call
+
+    def _run(self, programs: list[str]) -> dict[str, ExecResult]:
+        distinct = list(dict.fromkeys(programs))
+        results = run_many(distinct, timeout_s=self.timeout_s, memory_mb=self.memory_mb, workers=self.workers)
+        self.sandbox_runs = len(distinct)
+        return dict(zip(distinct, results))
+
+    def __call__(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[Score]:
+        if len(prompts) != len(responses):
+            raise ValueError("execution: prompts and responses must have the same length")
+        prompts = as_prompts(prompts)
+        programs = []
+        for p, text in zip(prompts, responses):
+            env = p.env or {}
+            kind = env.get("kind")
+            if kind == "python_tests" and _defines(text, env):
+                programs.append(tests_program(text, env.get("tests", [])))
+            elif kind in KINDS and kind != "python_tests":
+                programs.append(expr_program(str(env.get("expr", "")), kind))
+        results = self._run(programs) if programs else {}
+        if not programs:
+            self.sandbox_runs = 0
+        return [self._score(p.env, text, results) for p, text in zip(prompts, responses)]
+
+    @staticmethod
+    def _score(env: dict[str, Any] | None, text: str, results: dict[str, ExecResult]) -> Score:
+        if env is None:
+            return Score.missing("no environment")
+        kind = env.get("kind")
+        if kind not in KINDS:
+            return Score.missing(f"unknown environment kind {kind!r}")
+        if kind == "python_tests":
+            if not _defines(text, env):  # a refusal, prose: nothing to run
+                return Score(0.0, detail={"kind": kind, "error": f"no code defining {env.get('entry_point')}"})
+            r = results[tests_program(text, env.get("tests", []))]
+            detail: dict[str, Any] = {"kind": kind} if r.ok else {
+                "kind": kind, "error": r.stderr[-_ERR_CHARS:], "timed_out": r.timed_out, "returncode": r.returncode}
+            return Score(1.0 if r.ok else 0.0, detail=detail)
+        r = results[expr_program(str(env.get("expr", "")), kind)]
+        value = calc_value(r.stdout) if r.ok and kind == "calc" else None
+        expected = normalise(r.stdout) if r.ok and kind == "python_expr" else None
+        if value is None and expected is None:
+            return Score.missing("environment failed", kind=kind)
+        if value is not None:
+            answer = final_number(text)
+            ok = number_matches(answer, value)
+        else:
+            answer = final_answer(text)
+            ok = text_matches(answer, expected or "")
+        return Score(1.0 if ok else 0.0, detail={"kind": kind, "answer": answer})
+
+
 @dataclass
 class _Check:
     """One prompt being checked: its samples and, per sample, correctness and a label detail."""
@@ -98,9 +162,10 @@ class _Check:
 
 
 class Execution:
-    """Check samples of verifiable prompts by execution; keep the correct ones (``sft``), pair them with incorrect
-    ones (``dpo``), or both. ``max_per_prompt`` bounds SFT examples and pairs per prompt; ``timeout_s`` and
-    ``memory_mb`` are the sandbox's limits per program; ``workers`` its parallelism (None: a small default)."""
+    """Check samples of verifiable prompts by execution (``ExecutionCheck``); keep the correct ones (``sft``),
+    pair them with incorrect ones (``dpo``), or both. ``max_per_prompt`` bounds SFT examples and pairs per prompt;
+    ``timeout_s`` and ``memory_mb`` are the sandbox's limits per program; ``workers`` its parallelism (None: a
+    small default)."""
 
     name = "execution"
 
@@ -114,17 +179,10 @@ class Execution:
             raise ValueError("execution: timeout_s and memory_mb must be positive")
         self.mode = mode
         self.max_per_prompt = max_per_prompt
-        self.timeout_s = timeout_s
-        self.memory_mb = memory_mb
-        self.workers = workers
+        self.check = ExecutionCheck(timeout_s=timeout_s, memory_mb=memory_mb, workers=workers)
 
-    def _run(self, programs: list[str]) -> dict[str, ExecResult]:
-        """Run distinct programs in one sandbox batch."""
-        distinct = list(dict.fromkeys(programs))
-        results = run_many(distinct, timeout_s=self.timeout_s, memory_mb=self.memory_mb, workers=self.workers)
-        return dict(zip(distinct, results))
-
-    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM | None = None) -> SignalResult:
+    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM | None = None,
+                 ctx: StageContext | None = None) -> SignalResult:
         groups = group_samples(samples)
         stats: Counter[str] = Counter()
         checks: list[_Check] = []
@@ -139,50 +197,22 @@ class Execution:
                 stats["skipped_no_samples"] += 1
             else:
                 checks.append(_Check(p, group, kind))
-
-        # One batch: each expression once per prompt, each distinct test program once.
-        programs = []
-        for c in checks:
-            env = c.prompt.env or {}
-            if c.kind == "python_tests":
-                programs += [tests_program(s.text, env.get("tests", [])) for s in c.samples
-                             if _defines(s.text, env)]
-            else:
-                programs.append(expr_program(str(env.get("expr", "")), c.kind))
-        results = self._run(programs) if programs else {}
-        stats["sandbox_runs"] = len(results)
+        flat = [(c, s) for c in checks for s in c.samples]
+        scores = self.check([c.prompt for c, _ in flat], [s.text for _, s in flat]) if flat else []
+        stats["sandbox_runs"] = self.check.sandbox_runs if flat else 0
+        by_check: dict[int, list[Score]] = {}
+        for (c, _), sc in zip(flat, scores, strict=True):
+            by_check.setdefault(id(c), []).append(sc)
 
         out = SignalResult()
         for c in checks:
-            env = c.prompt.env or {}
-            if c.kind == "python_tests":
-                for s in c.samples:
-                    if not _defines(s.text, env):  # a refusal, prose: nothing to run
-                        c.correct.append(False)
-                        c.details.append({"kind": c.kind, "error": f"no code defining {env.get('entry_point')}"})
-                        continue
-                    r = results[tests_program(s.text, env.get("tests", []))]
-                    c.correct.append(r.ok)
-                    c.details.append({"kind": c.kind} if r.ok else
-                                     {"kind": c.kind, "error": r.stderr[-_ERR_CHARS:], "timed_out": r.timed_out,
-                                      "returncode": r.returncode})
-                    stats["timed_out"] += r.timed_out
-            else:
-                r = results[expr_program(str(env.get("expr", "")), c.kind)]
-                value = calc_value(r.stdout) if r.ok and c.kind == "calc" else None
-                expected = normalise(r.stdout) if r.ok and c.kind == "python_expr" else None
-                if value is None and expected is None:  # the environment itself failed: no verdict here
-                    stats["skipped_env_failed"] += 1
-                    continue
-                for s in c.samples:
-                    if value is not None:
-                        answer = final_number(s.text)
-                        ok = number_matches(answer, value)
-                    else:
-                        answer = final_answer(s.text)
-                        ok = text_matches(answer, expected or "")
-                    c.correct.append(ok)
-                    c.details.append({"kind": c.kind, "answer": answer})
+            mine = by_check.get(id(c), [])
+            if any(not sc.ok for sc in mine):  # the environment itself failed: no verdict here
+                stats["skipped_env_failed"] += 1
+                continue
+            c.correct = [sc.value == 1.0 for sc in mine]
+            c.details = [dict(sc.detail) for sc in mine]
+            stats["timed_out"] += sum(bool(d.get("timed_out")) for d in c.details)
             stats["checked_prompts"] += 1
             self._emit(c, out)
 
@@ -211,7 +241,7 @@ class Execution:
         for s, ok, detail in zip(c.samples, c.correct, c.details):
             out.labels.append(Label(prompt_id=p.id, sample_index=s.index, signal=self.name,
                                     verdict="correct" if ok else "incorrect", score=1.0 if ok else 0.0,
-                                    detail=detail))
+                                    kind="unit", detail=detail))
         good = list(dict.fromkeys(s.text for s, ok in zip(c.samples, c.correct) if ok))
         bad = list(dict.fromkeys(s.text for s, ok in zip(c.samples, c.correct) if not ok))
         if self.mode in ("sft", "both"):

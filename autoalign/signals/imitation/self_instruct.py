@@ -23,6 +23,8 @@ import re
 from dataclasses import replace
 from typing import Literal, Sequence
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from autoalign.models.base import LM, Sampling
 from autoalign.records import Prompt, stable_id
 
@@ -156,3 +158,37 @@ def _generate_distinct(lm: LM, prompts: list, sampling: Sampling) -> list[str]:
             for i, c in zip(idx, comps):
                 result[i] = c.text
     return result
+
+
+# ---- as a prompt writer of the loop (``prompts.writers``) -----------------------------------------------------
+class SelfInstructConfig(BaseModel):
+    """Self-Instruct prompt proposal: the round's policy writes ``share`` of the round's ``count`` prompts from a
+    seed pool (the prompts drawn from ``source``); the rest are seed-pool prompts as they are (so a lab run keeps
+    prompts the oracle can grade)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["self_instruct"] = "self_instruct"
+    share: float = Field(0.5, gt=0.0, le=1.0)
+    style: Literal["auto", "prefix", "instruct"] = "auto"
+    prefix_words: int = Field(2, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    max_new_tokens: int = Field(48, ge=1)
+    similarity: float = Field(0.7, gt=0.0, le=1.0)
+
+
+class SelfInstructWriter:
+    """Replaces the last ``share`` of the round's prompts by prompts the policy writes from the rest. The
+    writer's output depends on the policy, so the prompts stage is keyed by the policy's fingerprint."""
+
+    uses_policy = True
+
+    def __init__(self, cfg: SelfInstructConfig):
+        self.cfg = cfg
+
+    def __call__(self, prompts: list[Prompt], lm: LM, seed: int) -> tuple[list[Prompt], dict]:
+        c = self.cfg
+        want = max(1, round(c.share * len(prompts)))
+        new = propose_prompts(lm, prompts, want, seed=seed, style=c.style, prefix_words=c.prefix_words,
+                              temperature=c.temperature, max_new_tokens=c.max_new_tokens, similarity=c.similarity)
+        return prompts[: len(prompts) - len(new)] + new, {"written": len(new), "asked": want}

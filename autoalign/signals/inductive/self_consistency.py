@@ -31,7 +31,7 @@ from typing import Hashable, Sequence
 from autoalign.answers import code_block, final_answer, final_number, is_abstention, is_refusal
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample, SFTExample, stable_id
-from autoalign.signals.base import SignalResult, group_samples
+from autoalign.signals.base import SignalResult, StageContext, group_samples
 
 REFUSE, ABSTAIN, COMPLY = "<refuse>", "<abstain>", "<comply>"
 
@@ -150,7 +150,8 @@ class SelfConsistency:
             distinct = sorted(rng.sample(distinct, self.max_per_prompt), key=lambda s: s.index)
         return distinct
 
-    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM | None = None) -> SignalResult:
+    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM | None = None,
+                 ctx: StageContext | None = None) -> SignalResult:
         groups = group_samples(samples)
         out = SignalResult()
         counts = Counter({"confident": 0, "abstain": 0, "skip": 0, "no_samples": 0})

@@ -19,7 +19,7 @@ from typing import Callable, Literal, Sequence
 from autoalign.models.base import LM, Completion, Message, Prompt, Sampling, prompt_key
 from autoalign.records import Prompt as PromptRecord
 from autoalign.records import Sample, SFTExample
-from autoalign.signals.base import SignalResult
+from autoalign.signals.base import SignalResult, StageContext
 from autoalign.signals.model_feedback.critique_revise import ConstitutionalAI
 
 # The correction query, after the paper's "Edit the following Question-Answer pair to make it more helpful and
@@ -74,7 +74,8 @@ class AlignerData(ConstitutionalAI):
             raise ValueError("aligner template must contain {question} and {answer}")
         self.template = template
 
-    def __call__(self, prompts: Sequence[PromptRecord], samples: Sequence[Sample], policy: LM) -> SignalResult:
+    def __call__(self, prompts: Sequence[PromptRecord], samples: Sequence[Sample], policy: LM,
+                 ctx: StageContext | None = None) -> SignalResult:
         revs = self.revisions(prompts, samples, policy)
         sft = []
         for r in revs:

@@ -97,6 +97,7 @@ def judge_label(scored: Scored, signal: str, judge_uri: str) -> Label:
         signal=signal,
         verdict="scored" if v.value is not None else "unparseable",
         score=float(v.value) if v.value is not None else 0.0,
+        kind="unit" if v.value is not None else "none",
         detail={"principle": scored.principle.id, "judge": judge_uri, **v.detail()},
     )
 

@@ -92,10 +92,9 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"constitution {path}: file not found")
-    try:
-        data = yaml.safe_load(p.read_text("utf-8"))
-    except yaml.YAMLError as exc:
-        raise UserError(f"constitution {path}: malformed YAML: {exc}") from None
+    from autoalign.recipe import read_yaml_file  # here: recipe.py imports the signals' configs
+
+    data = read_yaml_file(p, f"constitution {path}")  # UTF-8, bounded size and alias expansion, one-line errors
     if not isinstance(data, dict):
         raise UserError(f"constitution {path}: expected a mapping at the top level")
     base = default_constitution().templates.model_dump()

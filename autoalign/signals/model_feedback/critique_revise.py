@@ -22,7 +22,7 @@ from typing import Callable, Literal, Sequence
 
 from autoalign.models.base import LM, Sampling
 from autoalign.records import Label, Prompt, Sample
-from autoalign.signals.base import SignalResult
+from autoalign.signals.base import SignalResult, StageContext
 from autoalign.signals.model_feedback.common import (
     ModelRef,
     check_choice,
@@ -63,6 +63,9 @@ class Revision:
         return Label(
             prompt_id=self.prompt.id, sample_index=self.sample.index, signal=signal, verdict=self.status,
             score=float(score) if score is not None else (1.0 if self.target is not None else 0.0),
+            # the score judges the draft (the labelled sample) only when no revision was scored
+            kind="unit" if self.revision_score is None and self.draft_score is not None else "none",
+            selected=self.target is not None,
             detail={"principle": self.principle.id, "draft": self.sample.text, "critique": self.critique,
                     "revision": self.revision, "draft_score": self.draft_score,
                     "revision_score": self.revision_score, **self.judge},
@@ -198,7 +201,8 @@ class ConstitutionalAI:
         return critique_revise(drafts_of(prompts, samples, self.max_per_prompt), self.reviser.get(policy),
                                self.constitution, critic=critic, judge=judge, **self.options)
 
-    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM) -> SignalResult:
+    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM,
+                 ctx: StageContext | None = None) -> SignalResult:
         revs = self.revisions(prompts, samples, policy)
         sft = [sft_example(r.prompt, r.target, self.name) for r in revs  # type: ignore[arg-type]
                if r.status == "revised" or (r.status == "passed" and self.include_passed)]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal, NamedTuple, Sequence
 
 from autoalign.models.base import LM, Message, Sampling, scored_choice_logprobs
+from autoalign.scoring import Score, as_prompts
 from autoalign.signals.model_feedback.constitution import Constitution, default_constitution
 
 Mode = Literal["logprob", "generate"]
@@ -264,6 +265,26 @@ class PointwiseJudge:
     def score(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         return ask(self.lm, [self.prompt(i) for i in items], self.format, self.mode, **self.options)
 
+    # ---- the Scorer shape -------------------------------------------------------------------------------------
+    scale = "unit"
+
+    @property
+    def name(self) -> str:
+        return f"judge:{getattr(self.lm, 'uri', 'lm')}"
+
+    def __call__(self, prompts: Sequence, responses: Sequence[str]) -> list[Score]:
+        """Each response judged under a principle of its prompt's axis, drawn per prompt from the judge's seed
+        (so a prompt's responses are judged under the same principle and compare); value None when no generated
+        verdict could be read."""
+        from autoalign.signals.model_feedback.common import principle_for
+
+        records = as_prompts(prompts)
+        seed = int(self.options["seed"])
+        principles = [principle_for(self.constitution, p, seed, "axis") for p in records]
+        verdicts = self.score([JudgeItem(p.text, r, pr.text) for p, r, pr in zip(records, responses, principles)])
+        return [Score(v.value, "" if v.value is not None else "unparseable verdict",
+                      {"principle": pr.id, **v.detail()}) for v, pr in zip(verdicts, principles)]
+
 
 @dataclass(frozen=True)
 class PairVerdict:
@@ -325,3 +346,20 @@ class PairwiseJudge:
             consistent = (fwd.value - 0.5) * (0.5 - bwd.value) > 0  # A preferred in both orders, or B in both
             out.append(PairVerdict(p_a, pair_outcome(p_a, self.tie_margin), consistent, fwd, bwd))
         return out
+
+    # ---- the PairwiseScorer shape -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return f"judge:{getattr(self.lm, 'uri', 'lm')}"
+
+    def __call__(self, prompts: Sequence, responses_a: Sequence[str], responses_b: Sequence[str]) -> list[Score]:
+        """value = P(a better than b) after swap aggregation, None when either order could not be read."""
+        from autoalign.signals.model_feedback.common import principle_for
+
+        records = as_prompts(prompts)
+        seed = int(self.options["seed"])
+        principles = [principle_for(self.constitution, p, seed, "axis") for p in records]
+        items = [PairItem(p.text, a, b, pr.text)
+                 for p, a, b, pr in zip(records, responses_a, responses_b, principles, strict=True)]
+        return [Score(v.p_a, "" if v.p_a is not None else "unparseable verdict", v.detail())
+                for v in self.compare(items)]

@@ -11,7 +11,7 @@ from typing import Callable, Literal, Sequence
 
 from autoalign.models.base import LM
 from autoalign.records import Prompt, Sample
-from autoalign.signals.base import SignalResult
+from autoalign.signals.base import SignalResult, StageContext
 from autoalign.signals.model_feedback.common import (
     ModelRef,
     best_vs_worst,
@@ -67,7 +67,8 @@ class LLMJudge:
     def make_judge(self, policy: LM) -> PointwiseJudge:
         return PointwiseJudge(self.judge.get(policy), self.constitution, **self.judge_options)
 
-    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM) -> SignalResult:
+    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM,
+                 ctx: StageContext | None = None) -> SignalResult:
         judge = self.make_judge(policy)
         scored = score_samples(judge, prompts, samples, self.seed, self.principles)
         labels = [judge_label(x, self.name, judge.lm.uri) for x in scored]

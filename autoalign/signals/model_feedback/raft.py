@@ -6,13 +6,15 @@ DIR``), or let the signal train one on AI preferences the first time it runs: a 
 ``policy`` or a URI) scores the samples under each prompt's principle, every pair of a prompt's samples with a
 score gap of at least ``min_gap`` becomes a preference (capped per prompt), a held-out share of prompts measures
 the model's pairwise accuracy on AI labels, and TRL's RewardTrainer fits the model, initialised from ``rm_base``.
-The model is kept for every later round, and saved in ``rm_dir`` (reused as is when it exists there: delete
-it to retrain; default: a directory under the autoalign cache named by the hash of its training data).
+The trained model is an artifact of the round's signals stage (``round-k/signals/raft/reward_model``, declared
+in the stage manifest as kind ``reward_model``); every later round finds it there through ``StageContext.artifacts``,
+so a resumed run uses the very model an uninterrupted one would, never one retrained on another round's samples.
+Outside a run (no context) the model is trained in a temporary directory and kept in memory.
 """
 
 from __future__ import annotations
 
-import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -20,7 +22,7 @@ from typing import Callable, Literal, Sequence
 from autoalign.errors import UserError
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample, preference_rows, stable_id
-from autoalign.signals.base import SignalResult
+from autoalign.signals.base import Artifact, SignalResult, StageContext
 from autoalign.signals.model_feedback.common import (
     ModelRef,
     Scored,
@@ -33,16 +35,14 @@ from autoalign.signals.model_feedback.common import (
 )
 from autoalign.signals.model_feedback.judges import PointwiseJudge
 from autoalign.signals.model_feedback.reward_model import RewardModel, pairwise_accuracy, top_k
-from autoalign.store import hash_json, read_json, write_json
+from autoalign.store import write_json
+
+REWARD_MODEL = "reward_model"
 
 
-def cache_root() -> Path:
-    env = os.environ.get("AUTOALIGN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("autoalign"))
+def rm_model_dir(path: Path) -> Path:
+    """A reward-model directory as RAFT saves it (``DIR/model``) or the model directory itself."""
+    return path / "model" if (path / "model" / "config.json").is_file() else path
 
 
 def ai_preferences(scored: Sequence[Scored], prompts: Sequence[Prompt], signal: str, min_gap: float,
@@ -100,7 +100,6 @@ class RAFT:
         pairs_per_prompt: int = 4,
         heldout: float = 0.1,
         rm_base: str = "policy",
-        rm_dir: str | None = None,
         rm_epochs: float = 2.0,
         rm_learning_rate: float = 1e-4,
         rm_batch_size: int = 16,
@@ -123,24 +122,34 @@ class RAFT:
         self.constitution = constitution_from(constitution)
         self.judge_mode, self.judge_samples, self.principles = judge_mode, judge_samples, principles
         self.min_gap, self.pairs_per_prompt, self.heldout = min_gap, pairs_per_prompt, heldout
-        self.rm_dir = rm_dir
         self.rm_train = dict(epochs=rm_epochs, learning_rate=rm_learning_rate, batch_size=rm_batch_size,
                              max_length=rm_max_length)
         self.seed = seed
-        self._rm: RewardModel | None = None
-        self.rm_stats: dict = {}
+        self._rm: RewardModel | None = None  # only without a run context (a unit test, a notebook)
 
     # ---- the reward model ---------------------------------------------------------------------------------------
-    def reward_model(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM) -> RewardModel:
-        if self._rm is None:
-            if self.reward_model_path:
-                self._rm = RewardModel(Path(self.reward_model_path).expanduser())
-                self.rm_stats = {"rm_dir": self._rm.path}
-            else:
-                self._rm = self._train(prompts, samples, policy)
-        return self._rm
+    def reward_model(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM,
+                     ctx: StageContext | None) -> tuple[RewardModel, dict, dict[str, Artifact]]:
+        """(the reward model, its stats, the artifacts this call produced): the user's model, the one an earlier
+        round of this run trained (found from the stage manifest through ``ctx``), or a new one trained now."""
+        if self.reward_model_path:
+            path = Path(self.reward_model_path).expanduser()
+            return RewardModel(rm_model_dir(path)), {"reward_model": str(path), "source": "given"}, {}
+        if ctx is not None and REWARD_MODEL in ctx.artifacts:
+            path = ctx.artifacts[REWARD_MODEL]
+            return RewardModel(path), {"reward_model": str(path), "source": "earlier round"}, {}
+        if ctx is None and self._rm is not None:
+            return self._rm, {"reward_model": self._rm.path, "source": "earlier call"}, {}
+        out = ctx.artifact_dir(f"{self.name}/{REWARD_MODEL}") if ctx is not None else Path(tempfile.mkdtemp(prefix="raft-rm-"))
+        rm, stats = self._train(prompts, samples, policy, out)
+        if ctx is None:
+            self._rm = rm
+            return rm, stats, {}
+        rel = (out / "model").relative_to(ctx.dir).as_posix()
+        return rm, stats, {REWARD_MODEL: Artifact(kind="reward_model", path=rel)}
 
-    def _train(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM) -> RewardModel:
+    def _train(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM,
+               out: Path) -> tuple[RewardModel, dict]:
         judge = PointwiseJudge(self.judge.get(policy), self.constitution, mode=self.judge_mode,
                                samples=self.judge_samples, seed=self.seed)
         scored = score_samples(judge, prompts, samples, self.seed, self.principles)
@@ -150,13 +159,7 @@ class RAFT:
         base_path = getattr(base, "path", None)
         if base_path is None:
             raise UserError(f"raft rm_base {self.rm_base.spec!r}: the model has no local weights to start a reward model from")
-        key = hash_json([base.fingerprint(), preference_rows(train), self.rm_train, self.seed])
-        out = Path(self.rm_dir).expanduser() if self.rm_dir else cache_root() / "reward_models" / key
-        self.rm_stats = {"rm_dir": str(out), "ai_pairs": len(train), "ai_pairs_heldout": len(held),
-                         **tally([x.verdict for x in scored])}
-        if (out / "model" / "config.json").is_file() and (out / "reward_metrics.json").is_file():
-            self.rm_stats.update(read_json(out / "reward_metrics.json"), reused=True)
-            return RewardModel(out / "model")
+        stats = {"ai_pairs": len(train), "ai_pairs_heldout": len(held), **tally([x.verdict for x in scored])}
         if len(train) < 2:
             raise UserError(f"raft: only {len(train)} AI preference pairs to train a reward model on "
                             "(use more prompts or samples, or a smaller signals.N.params.min_gap)")
@@ -169,12 +172,13 @@ class RAFT:
             rr = rm.score([p.prompt for p in held], [p.rejected for p in held])
             metrics["heldout_accuracy"] = round(pairwise_accuracy(rc, rr), 4)
         write_json(out / "reward_metrics.json", {k: v for k, v in metrics.items() if k != "model_dir"})
-        self.rm_stats.update({k: v for k, v in metrics.items() if k != "model_dir"}, reused=False)
-        return rm
+        stats.update({k: v for k, v in metrics.items() if k != "model_dir"}, source="trained")
+        return rm, stats
 
     # ---- the signal -----------------------------------------------------------------------------------------------
-    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM) -> SignalResult:
-        rm = self.reward_model(prompts, samples, policy)
+    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM,
+                 ctx: StageContext | None = None) -> SignalResult:
+        rm, rm_stats, artifacts = self.reward_model(prompts, samples, policy, ctx)
         by_id = {p.id: p for p in prompts}
         groups = known_samples(prompts, samples)
         flat = [s for g in groups.values() for s in g]
@@ -198,10 +202,11 @@ class RAFT:
                 verdict = "kept" if i in keep else "dropped"
                 verdicts[verdict] += 1
                 labels.append(Label(prompt_id=pid, sample_index=s.index, signal=self.name, verdict=verdict,
-                                    score=scores[i], detail={"reward_model": rm.path}))
+                                    score=scores[i], kind="reward", selected=i in keep,
+                                    detail={"reward_model": rm_stats["source"]}))
             sft.extend(sft_example(by_id[pid], group[i].text, self.name) for i in sorted(keep))
         kept = [reward_of[(lab.prompt_id, lab.sample_index)] for lab in labels if lab.verdict == "kept"]
-        stats = {**self.rm_stats, "scored": len(flat), "kept": verdicts["kept"], "sft": len(sft),
+        stats = {**rm_stats, "scored": len(flat), "kept": verdicts["kept"], "sft": len(sft),
                  "mean_reward": round(sum(rewards) / len(rewards), 4) if rewards else None,
                  "mean_reward_kept": round(sum(kept) / len(kept), 4) if kept else None}
-        return SignalResult(labels=labels, sft=sft, stats=stats)
+        return SignalResult(labels=labels, sft=sft, stats=stats, artifacts=artifacts)

@@ -15,6 +15,8 @@ from typing import Sequence
 import torch
 
 from autoalign.models.base import LM, Completion, Prompt, Sampling
+from autoalign.records import Prompt as PromptRecord
+from autoalign.scoring import Score
 
 
 # ---- pure functions -------------------------------------------------------------------------------------------
@@ -84,6 +86,17 @@ class RewardModel:
             conv = [*prompt, {"role": "assistant", "content": response}]
             ids = self.tokenizer.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
         return ids[-self.max_positions :]  # keep the end: the reward is read at the last token
+
+    @property
+    def name(self) -> str:
+        return self.uri
+
+    scale = "reward"
+
+    def __call__(self, prompts: Sequence, responses: Sequence[str]) -> list[Score]:
+        """The ``Scorer`` shape: value = r(x, y), a real number that only ranks responses to one prompt."""
+        messages = [p.messages if isinstance(p, PromptRecord) else p for p in prompts]
+        return [Score(r) for r in self.score(messages, responses)]
 
     @torch.inference_mode()
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[float]:

@@ -20,7 +20,7 @@ from typing import Callable, Literal, Sequence
 
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample
-from autoalign.signals.base import SignalResult
+from autoalign.signals.base import SignalResult, StageContext
 from autoalign.signals.model_feedback.common import (
     ModelRef,
     best_vs_worst,
@@ -103,7 +103,8 @@ class RLAIF:
     def _pointwise(self, lm: LM) -> PointwiseJudge:
         return PointwiseJudge(lm, self.constitution, format=self.format, mode=self.judge_mode, **self.ask)
 
-    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM) -> SignalResult:
+    def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM,
+                 ctx: StageContext | None = None) -> SignalResult:
         lm = self.judge.get(policy)
         if self.mode == "direct":
             judge = self._pointwise(lm)
@@ -131,6 +132,7 @@ class RLAIF:
             verdict = {"a": "win", "b": "loss", "tie": "tie", None: "unparseable"}[v.outcome]
             labels.append(Label(prompt_id=prompt.id, sample_index=a.index, signal=self.name, verdict=verdict,
                                 score=v.p_a if v.p_a is not None else 0.0,
+                                kind="pairwise" if v.p_a is not None else "none",
                                 detail={"versus": b.index, "principle": pid_, "judge": lm.uri, **v.detail()}))
             if v.outcome in ("a", "b"):
                 win, lose = (a, b) if v.outcome == "a" else (b, a)

@@ -1,0 +1,50 @@
+"""Every method the loop can run, by kind, in one visible table (no hidden registry, nothing registers itself).
+
+A new method is one new module, one line here (or in the signal catalog / phase table this file points to), one
+recipe and its tests; the loop (``autoalign.loop``) names no method. Entries are import paths so a method's
+dependencies load only when a recipe uses it.
+
+| kind            | recipe section      | table                                   | shape                                       |
+|-----------------|---------------------|-----------------------------------------|---------------------------------------------|
+| prompt source   | ``prompts.source``  | ``PROMPT_SOURCES`` (here)               | ``(cfg, seed) -> list[Prompt]``             |
+| prompt writer   | ``prompts.writers`` | ``PROMPT_WRITERS`` (here)               | ``(prompts, lm, seed) -> (prompts, stats)`` |
+| signal          | ``signals``         | ``autoalign.signals.catalog.SIGNALS``   | ``(prompts, samples, policy, ctx) -> SignalResult`` |
+| training phase  | ``train.phases``    | ``autoalign.train.phases.PHASES``       | a TRL trainer builder per ``kind``          |
+| policy wrapper  | ``eval.wrappers``   | ``POLICY_WRAPPERS`` (here)              | ``wrap(k, policy_lm, env) -> LM``           |
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+PROMPT_SOURCES: dict[str, str] = {
+    "lab": "autoalign.prompt_sources:lab_source",
+    "file": "autoalign.prompt_sources:file_source",
+}
+
+# method -> (config class, implementation); the config class is part of the recipe schema (recipe.py).
+PROMPT_WRITERS: dict[str, tuple[str, str]] = {
+    "self_instruct": ("autoalign.signals.imitation.self_instruct:SelfInstructConfig",
+                      "autoalign.signals.imitation.self_instruct:SelfInstructWriter"),
+}
+
+POLICY_WRAPPERS: dict[str, tuple[str, str]] = {
+    "best_of_n": ("autoalign.decoding.best_of_n:BestOfNConfig", "autoalign.decoding.best_of_n:BestOfN"),
+    "aligner": ("autoalign.decoding.aligner:AlignerConfig", "autoalign.decoding.aligner:Aligner"),
+}
+
+
+def resolve(path: str) -> Any:
+    """``"package.module:attribute"`` -> the attribute (imported now)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def config_classes(table: dict[str, tuple[str, str]]) -> list[type]:
+    return [resolve(cfg) for cfg, _ in table.values()]
+
+
+def build(table: dict[str, tuple[str, str]], cfg: Any, *args: Any, **kwargs: Any) -> Any:
+    """The implementation of a validated config (its ``method`` field picks the row)."""
+    return resolve(table[cfg.method][1])(cfg, *args, **kwargs)

@@ -1,0 +1,66 @@
+"""Losses TRL 1.16 lacks, as pure functions of tensors: no model, no trainer, shapes in the docstrings, and the
+paper's equation on the line that computes it. The trainers in this package call them; tests check them by hand.
+
+- ``weighted_sft_loss``: SFT with a weight per example (``SFTExample.weight``); TRL's SFTTrainer has none.
+- ``odpo_offset`` / ``odpo_loss`` / ``offset_reference_logps``: DPO with an offset (ODPO) from a per-pair margin
+  (``Preference.margin``); TRL's DPOTrainer has no per-pair offset.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def weighted_sft_loss(
+    token_logps: torch.Tensor,
+    mask: torch.Tensor,
+    weight: torch.Tensor,
+    num_tokens: torch.Tensor | int | None = None,
+) -> torch.Tensor:
+    """Weighted negative log-likelihood of the completion tokens, normalised like TRL's SFT loss.
+
+    ``token_logps``: (B, T) log pi(y_t | x, y_<t) of each target token (any value where ``mask`` is 0);
+    ``mask``: (B, T), 1 on the completion tokens; ``weight``: (B,), one weight per example;
+    ``num_tokens``: the normaliser N, the completion tokens of the whole optimizer step (TRL's
+    ``num_items_in_batch``, which spans gradient accumulation and ranks); default: ``mask.sum()`` of this batch.
+    Returns a scalar.
+
+    This is the reward-weighted likelihood of ReST's Improve step (Gulcehre et al. 2023, sec. 2: the NLL of each
+    sample scaled by a per-sample weight), summed over tokens: with every weight 1 it is exactly TRL's loss
+    (token-mean over the step), so a weight w counts an example as w copies of itself.
+    """
+    mask = mask.to(token_logps.dtype)
+    n = mask.sum() if num_tokens is None else torch.as_tensor(num_tokens, dtype=token_logps.dtype)
+    per_example = (token_logps * mask).sum(dim=1)  # (B,): log pi(y_i | x_i), completion tokens only
+    return -(weight.to(token_logps.dtype) * per_example).sum() / n.clamp(min=1)  # L = -(1/N) sum_i w_i log pi(y_i|x_i)
+
+
+def odpo_offset(margin: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """The ODPO offset of each pair from its margin: Delta = alpha * margin. ``margin``: (B,), how much better the
+    chosen response is than the rejected one (the signal's score gap); ``scale``: alpha >= 0. Returns (B,).
+
+    Amini et al. 2024 (DPO with an offset, sec. 3) take Delta as an increasing function of the score gap, scaled by
+    alpha; here the identity of the gap, since a signal's margin is already on its own scale (alpha = 0 is DPO)."""
+    return scale * margin  # Delta_i = alpha * m_i
+
+
+def odpo_loss(
+    chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor, offset: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """ODPO, per pair: -log sigma(beta * h_w - beta * h_l - Delta) with h = log pi(y|x) - log pi_ref(y|x)
+    (Amini et al. 2024, sec. 3, the ODPO loss; Delta = 0 gives DPO, Rafailov et al. 2023, eq. 7).
+
+    ``chosen_logratios``, ``rejected_logratios``, ``offset``: (B,). Returns (B,): the loss of each pair."""
+    return -F.logsigmoid(beta * chosen_logratios - beta * rejected_logratios - offset)  # L_ODPO per pair
+
+
+def offset_reference_logps(ref_chosen_logps: torch.Tensor, offset: torch.Tensor, beta: float) -> torch.Tensor:
+    """ODPO through TRL's own sigmoid DPO loss: shift each pair's reference log-prob of the chosen response by
+    Delta / beta. ``ref_chosen_logps``, ``offset``: (B,). Returns (B,).
+
+    TRL computes -log sigma(beta * ((log pi_w - ref_w) - (log pi_l - ref_l))). With ref_w' = ref_w + Delta / beta,
+    that is -log sigma(beta * h_w - beta * h_l - Delta): ``odpo_loss`` exactly, with the reference log-probs TRL
+    precomputes once (``precompute_ref_log_probs``). TRL's logged rewards of the chosen responses are then lowered
+    by Delta."""
+    return ref_chosen_logps + offset / beta  # beta * (log pi_w - ref_w') = beta * h_w - Delta

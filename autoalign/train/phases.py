@@ -1,0 +1,94 @@
+"""The training phases a recipe's ``train.phases`` lists, in one visible table: kind -> its config and trainer.
+
+A round's training runs its phases in order (``autoalign.train.run``); each trains the previous phase's output on
+the round's dataset its kind ``consumes`` (``sft``: TRL ``messages``; ``preferences``: TRL
+``prompt/chosen/rejected``, which KTO unpairs), and a phase with no data is skipped. A new kind is one module
+(a ``PhaseConfig`` subclass with ``kind: Literal[...]`` and a ``run``) and one entry here and in ``Phase``.
+
+Not a policy phase: the Bradley-Terry reward model (``autoalign.train.reward``), which signals train and keep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Callable, Union
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from autoalign.train import dpo, kto, orpo, sft
+from autoalign.train.dpo import DPOLoss, DPOPhase
+from autoalign.train.kto import KTOPhase
+from autoalign.train.orpo import ORPOPhase
+from autoalign.train.phase import LoraConfig, PhaseConfig
+from autoalign.train.sft import SFTPhase
+
+__all__ = ["PHASES", "Phase", "PhaseKind", "LoraConfig", "PhaseConfig", "SFTPhase", "DPOPhase", "KTOPhase",
+           "ORPOPhase", "DPOLoss", "parse_phases", "phase_names", "apply_shorthand"]
+
+
+@dataclass(frozen=True)
+class PhaseKind:
+    config: type[PhaseConfig]
+    run: Callable[[Any, str | Path, list[dict], Path, int], dict]  # (config, policy dir, rows, out dir, seed)
+
+
+PHASES: dict[str, PhaseKind] = {
+    "sft": PhaseKind(SFTPhase, sft.run),    # TRL SFTTrainer; per-example weights (losses.weighted_sft_loss)
+    "dpo": PhaseKind(DPOPhase, dpo.run),    # TRL DPOTrainer, any TRL loss_type; opt-in ODPO margin offset
+    "kto": PhaseKind(KTOPhase, kto.run),    # TRL KTOTrainer on the pairs unpaired
+    "orpo": PhaseKind(ORPOPhase, orpo.run),  # TRL (experimental) ORPOTrainer
+}
+
+# A recipe's phase: validated against its kind's own config (a wrong field names train.phases.N.<kind>.<field>).
+Phase = Annotated[Union[SFTPhase, DPOPhase, KTOPhase, ORPOPhase], Field(discriminator="kind")]
+
+_PHASE_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Phase])
+
+
+def parse_phases(raw: list[dict]) -> list[PhaseConfig]:
+    """Phase configs from their plain form (``TrainConfig.model_dump()["phases"]``, as the accelerate worker gets)."""
+    return _PHASE_LIST.validate_python(raw)
+
+
+def phase_names(phases: list[PhaseConfig]) -> list[str]:
+    """Each phase's directory under the round's train stage: its kind, then ``kind-2``, ``kind-3`` on repeats."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in phases:
+        seen[p.kind] = seen.get(p.kind, 0) + 1
+        names.append(p.kind if seen[p.kind] == 1 else f"{p.kind}-{seen[p.kind]}")
+    return names
+
+
+# ---- the shorthand of recipes written before phases: train.method and flat keys ------------------------------
+METHODS = {"sft": ("sft",), "dpo": ("dpo",), "sft+dpo": ("sft", "dpo")}
+SHARED_KEYS = ("epochs", "batch_size", "grad_accum", "max_length", "lora")  # set on every phase
+KIND_KEYS = {"sft": {"learning_rate": "learning_rate"},  # shorthand key -> that kind's field
+             "dpo": {"dpo_learning_rate": "learning_rate", "beta": "beta", "dpo_loss": "loss_type"}}
+
+
+def apply_shorthand(phases: list[PhaseConfig], given: dict[str, Any], method: str | None) -> list[PhaseConfig]:
+    """``method`` picks the phases (an entry of ``phases`` of that kind is reused, else the kind's defaults);
+    each key of ``given`` sets that knob on the phases it applies to (``SHARED_KEYS`` on all, ``KIND_KEYS`` on
+    their kind). ``method: sft+dpo`` with the flat keys gives exactly the hyperparameters it gave before phases.
+    Raises ValueError (one line) when the result is not a valid phase."""
+    if method is not None:
+        first: dict[str, PhaseConfig] = {}
+        for p in phases:
+            first.setdefault(p.kind, p)
+        phases = [first.get(k) or PHASES[k].config() for k in METHODS[method]]
+    out = []
+    for p in phases:
+        update = {k: given[k] for k in SHARED_KEYS if k in given}
+        update.update({field: given[k] for k, field in KIND_KEYS.get(p.kind, {}).items() if k in given})
+        if not update:
+            out.append(p)
+            continue
+        try:
+            out.append(type(p).model_validate({**p.model_dump(), **update}))
+        except ValidationError as err:
+            first_err = err.errors()[0]
+            where = ".".join(str(x) for x in first_err["loc"]) or p.kind
+            raise ValueError(f"{p.kind} phase: {where}: {first_err['msg']}") from None
+    return out
