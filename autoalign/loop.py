@@ -192,7 +192,7 @@ class Run:
             return stage.manifest()["policy"]
         policy_path = self.models.local_path(policy_uri)
         self.models.release()  # free the sampler's copy and the Ray replicas before training
-        phases = " -> ".join(p.kind for p in getattr(r.train, "phases", [])) or getattr(r.train, "method", "")
+        phases = r.train.chain
         self.console.print(f"round {k}: training ({phases}) on {len(sft)} SFT examples, {len(prefs)} pairs")
         metrics = train_round(policy_path, sft, prefs, stage.dir, r.train, seed=derive_seed(r.seed, "train", k))
         new_uri = f"hf:{(stage.dir / 'model').resolve()}" if metrics.get("trained") else policy_uri

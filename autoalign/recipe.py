@@ -18,6 +18,7 @@ from autoalign.decoding.aligner import AlignerConfig
 from autoalign.decoding.best_of_n import BestOfNConfig
 from autoalign.errors import UserError
 from autoalign.signals.imitation.self_instruct import SelfInstructConfig
+from autoalign.train.phases import DPOLoss, LoraConfig, Phase, apply_shorthand, default_phases
 
 
 class Strict(BaseModel):
@@ -82,29 +83,49 @@ class SignalConfig(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class LoraConfig(Strict):
-    r: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: str | list[str] = "all-linear"
+# LoraConfig (LoRA instead of full fine-tuning, per phase) lives with the phases: autoalign.train.phase.
 
 
 class TrainConfig(Strict):
-    """``method``: sft on the signals' SFT examples, dpo on their preference pairs, or sft then dpo."""
+    """``phases``: the round's training, in order (``autoalign.train.phases.PHASES``: sft, dpo, kto, orpo), each
+    validated against its kind's own config and training the previous phase's output on the round's data of its
+    kind (SFT examples, or preference pairs); a phase with no data is skipped. Default: one sft phase.
 
-    method: Literal["sft", "dpo", "sft+dpo"] = "sft"
-    epochs: float = Field(2.0, gt=0)
-    learning_rate: float = Field(5e-4, gt=0)
-    dpo_learning_rate: float = Field(1e-4, gt=0)
-    batch_size: int = Field(16, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(256, ge=16)
-    beta: float = Field(0.1, gt=0)
-    dpo_loss: str = "sigmoid"
-    lora: LoraConfig | None = None
+    Shorthand, the form before phases (still read; folded into ``phases`` on load and never saved, since
+    ``model_dump`` keeps ``phases`` only): ``method: sft | dpo | sft+dpo`` picks the phases (reusing an entry of
+    ``phases`` of that kind); ``epochs``, ``batch_size``, ``grad_accum``, ``max_length`` and ``lora`` set every
+    phase's; ``learning_rate`` the sft phases'; ``dpo_learning_rate``, ``beta`` and ``dpo_loss`` the dpo phases'.
+    So old recipes and overrides (``train.method=sft+dpo``, ``train.epochs=1``) train exactly as before."""
+
+    phases: list[Phase] = Field(default_factory=default_phases)
     launcher: Literal["inline", "accelerate"] = "inline"
     num_processes: int = Field(1, ge=1)
     accelerate_config: str | None = None  # an accelerate config file (DeepSpeed ZeRO, FSDP) for launcher: accelerate
+    # the shorthand (see above); None: not given
+    method: Literal["sft", "dpo", "sft+dpo"] | None = Field(None, exclude=True)
+    epochs: float | None = Field(None, gt=0, exclude=True)
+    learning_rate: float | None = Field(None, gt=0, exclude=True)
+    dpo_learning_rate: float | None = Field(None, gt=0, exclude=True)
+    batch_size: int | None = Field(None, ge=1, exclude=True)
+    grad_accum: int | None = Field(None, ge=1, exclude=True)
+    max_length: int | None = Field(None, ge=16, exclude=True)
+    beta: float | None = Field(None, gt=0, exclude=True)
+    dpo_loss: DPOLoss | None = Field(None, exclude=True)
+    lora: LoraConfig | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _fold_shorthand(self) -> TrainConfig:
+        flat = ("epochs", "learning_rate", "dpo_learning_rate", "batch_size", "grad_accum", "max_length", "beta",
+                "dpo_loss", "lora")
+        given = {k: getattr(self, k) for k in flat if k in self.model_fields_set}
+        if self.method is not None or given:
+            self.phases = apply_shorthand(self.phases, given, self.method)  # type: ignore[assignment]
+        return self
+
+    @property
+    def chain(self) -> str:
+        """The phases in order, for people: ``sft -> dpo`` (``none`` when there are none)."""
+        return " -> ".join(p.kind for p in self.phases) or "none"
 
 
 class EvalConfig(Strict):

@@ -95,17 +95,21 @@ def stable_id(*parts: str) -> str:
 
 
 def sft_rows(examples: list[SFTExample]) -> list[dict]:
-    """TRL SFT view: ``{"messages": [...]}`` rows."""
-    return [{"messages": e.messages} for e in examples]
+    """TRL SFT view: ``{"messages": [...], "weight": w}`` rows. The sft phase weights each example's loss by
+    ``weight`` when some weight is not 1 (``autoalign.train.sft``); TRL's own SFTTrainer otherwise."""
+    return [{"messages": e.messages, "weight": e.weight} for e in examples]
 
 
 def preference_rows(prefs: list[Preference]) -> list[dict]:
-    """TRL DPO view, conversational: ``{"prompt": [msgs], "chosen": [assistant], "rejected": [assistant]}``."""
+    """TRL DPO view, conversational: ``{"prompt": [msgs], "chosen": [assistant], "rejected": [assistant],
+    "margin": m}``. ``margin`` is used only where asked for: a dpo phase's ``margin: offset`` (ODPO) or a reward
+    model's ``train_reward_model(margin=True)`` (Llama 2's margin); every other trainer drops the column."""
     return [
         {
             "prompt": p.prompt,
             "chosen": [{"role": "assistant", "content": p.chosen}],
             "rejected": [{"role": "assistant", "content": p.rejected}],
+            "margin": p.margin,
         }
         for p in prefs
     ]

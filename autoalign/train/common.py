@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import datasets
 import torch

@@ -11,6 +11,7 @@ TRL 1.16 has no per-pair offset, so it is folded into the precomputed reference 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -65,7 +66,7 @@ def train_dpo(
     max_length: int = 256,
     max_steps: int | None = None,
     beta: float = 0.1,
-    loss_type: str | list[str] = "sigmoid",
+    loss_type: str | Sequence[str] = "sigmoid",
     loss_weights: list[float] | None = None,
     margin_offset: float | None = None,
     lora: dict | None = None,

@@ -55,6 +55,7 @@ def train_orpo(
         **common_args(out_dir / "trainer", seed, epochs, learning_rate, batch_size, grad_accum, max_steps),
         max_length=max_length,
         beta=beta,
+        remove_unused_columns=False,  # ORPO's collator needs the raw columns (TRL sets it, with a warning, if not)
     )
     trainer = ORPOTrainer(
         model=model,

@@ -10,6 +10,7 @@ Not a policy phase: the Bradley-Terry reward model (``autoalign.train.reward``),
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, Union
@@ -24,7 +25,7 @@ from autoalign.train.phase import LoraConfig, PhaseConfig
 from autoalign.train.sft import SFTPhase
 
 __all__ = ["PHASES", "Phase", "PhaseKind", "LoraConfig", "PhaseConfig", "SFTPhase", "DPOPhase", "KTOPhase",
-           "ORPOPhase", "DPOLoss", "parse_phases", "phase_names", "apply_shorthand"]
+           "ORPOPhase", "DPOLoss", "default_phases", "parse_phases", "phase_names", "apply_shorthand"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ PHASES: dict[str, PhaseKind] = {
 Phase = Annotated[Union[SFTPhase, DPOPhase, KTOPhase, ORPOPhase], Field(discriminator="kind")]
 
 _PHASE_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Phase])
+
+
+def default_phases() -> list[Phase]:
+    """A recipe without ``train.phases``: one sft phase with its defaults (what ``method: sft`` meant)."""
+    return [SFTPhase.model_validate({})]
 
 
 def parse_phases(raw: list[dict]) -> list[PhaseConfig]:
@@ -68,7 +74,7 @@ KIND_KEYS = {"sft": {"learning_rate": "learning_rate"},  # shorthand key -> that
              "dpo": {"dpo_learning_rate": "learning_rate", "beta": "beta", "dpo_loss": "loss_type"}}
 
 
-def apply_shorthand(phases: list[PhaseConfig], given: dict[str, Any], method: str | None) -> list[PhaseConfig]:
+def apply_shorthand(phases: Sequence[PhaseConfig], given: dict[str, Any], method: str | None) -> list[PhaseConfig]:
     """``method`` picks the phases (an entry of ``phases`` of that kind is reused, else the kind's defaults);
     each key of ``given`` sets that knob on the phases it applies to (``SHARED_KEYS`` on all, ``KIND_KEYS`` on
     their kind). ``method: sft+dpo`` with the flat keys gives exactly the hyperparameters it gave before phases.
@@ -77,7 +83,7 @@ def apply_shorthand(phases: list[PhaseConfig], given: dict[str, Any], method: st
         first: dict[str, PhaseConfig] = {}
         for p in phases:
             first.setdefault(p.kind, p)
-        phases = [first.get(k) or PHASES[k].config() for k in METHODS[method]]
+        phases = [first.get(k) or PHASES[k].config.model_validate({}) for k in METHODS[method]]
     out = []
     for p in phases:
         update = {k: given[k] for k in SHARED_KEYS if k in given}

@@ -30,11 +30,13 @@ def train_reward_model(
     grad_accum: int = 1,
     max_length: int = 256,
     center_rewards: float | None = 0.01,
+    margin: bool = False,
     lora: dict | None = None,
 ) -> dict:
-    """Train on preference rows (TRL's ``prompt/chosen/rejected``, conversational or plain; an optional ``margin``
-    column is used as Llama 2's margin, Touvron et al. 2023 eq. 2). The model is saved to ``out_dir/model``; the
-    returned metrics include the pairwise accuracy on ``eval_rows`` when given.
+    """Train on preference rows (TRL's ``prompt/chosen/rejected``, conversational or plain). With ``margin``, the
+    rows' ``margin`` column is Llama 2's margin (Touvron et al. 2023, eq. 2); without, the column is dropped (rows
+    from ``records.preference_rows`` always carry one). The model is saved to ``out_dir/model``; the returned
+    metrics include the pairwise accuracy on ``eval_rows`` when given.
 
     ``center_rewards``: the auxiliary loss keeping rewards near zero (Eisenstein et al. 2023, eq. 2), so scores
     from different runs are on one scale."""
@@ -55,6 +57,9 @@ def train_reward_model(
     if lora_cfg is not None:
         lora_cfg.task_type = "SEQ_CLS"
         lora_cfg.modules_to_save = ["score"]  # the fresh reward head must train in full
+    if not margin:
+        rows = [{k: v for k, v in r.items() if k != "margin"} for r in rows]
+        eval_rows = [{k: v for k, v in r.items() if k != "margin"} for r in eval_rows] if eval_rows else eval_rows
     trainer = RewardTrainer(
         model=str(model_path),
         args=args,

@@ -1,4 +1,5 @@
-"""One round's training: SFT, DPO, or SFT then DPO, in this process or under ``accelerate launch``.
+"""One round's training: the recipe's ``train.phases`` in order (``autoalign.train.phases.PHASES``), each
+training the previous phase's output, in this process or under ``accelerate launch``.
 
 Under ``launcher: accelerate`` the same code runs in N processes (DDP on GPUs, gloo on CPU; DeepSpeed / FSDP
 through the accelerate config file named by ``train.accelerate_config`` or ``$ACCELERATE_CONFIG_FILE``, handed to
@@ -17,24 +18,31 @@ from autoalign.errors import UserError
 from autoalign.store import write_json
 
 
-def _train_inline(spec: dict) -> dict:
-    from autoalign.train.dpo import train_dpo
-    from autoalign.train.sft import train_sft
+def _read_jsonl(path: str | Path) -> list[dict]:
+    return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
 
-    cfg, out = spec["train"], Path(spec["out_dir"])
-    method, policy = cfg["method"], spec["policy"]
-    sft = [json.loads(x) for x in Path(spec["sft_path"]).read_text().splitlines() if x.strip()]
-    prefs = [json.loads(x) for x in Path(spec["dpo_path"]).read_text().splitlines() if x.strip()]
-    common = dict(seed=spec["seed"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                  grad_accum=cfg["grad_accum"], max_length=cfg["max_length"], lora=cfg["lora"])
-    metrics: dict = {"trained": False}
-    if method in ("sft", "sft+dpo") and sft:
-        metrics["sft"] = train_sft(policy, sft, out / "sft", learning_rate=cfg["learning_rate"], **common)
-        policy, metrics["trained"] = str(out / "sft" / "model"), True
-    if method in ("dpo", "sft+dpo") and prefs:
-        metrics["dpo"] = train_dpo(policy, prefs, out / "dpo", learning_rate=cfg["dpo_learning_rate"],
-                                   beta=cfg["beta"], loss_type=cfg["dpo_loss"], **common)
-        policy, metrics["trained"] = str(out / "dpo" / "model"), True
+
+def _train_inline(spec: dict) -> dict:
+    """Run the phases of ``spec["train"]`` (a ``TrainConfig.model_dump()``). Metrics: ``trained``,
+    ``policy_dir`` (the last trained phase's model, else the input policy), ``phases`` (each phase's name, kind
+    and status: ``trained``, or ``skipped`` with the reason), and each trained phase's trainer metrics under its
+    name (``sft``, ``dpo``, ...; see ``phases.phase_names``)."""
+    from autoalign.train.phases import PHASES, parse_phases, phase_names
+
+    out, policy = Path(spec["out_dir"]), spec["policy"]
+    data = {"sft": _read_jsonl(spec["sft_path"]), "preferences": _read_jsonl(spec["dpo_path"])}
+    missing = {"sft": "no SFT examples", "preferences": "no preference pairs"}
+    phases = parse_phases(spec["train"]["phases"])
+    metrics: dict = {"trained": False, "phases": []}
+    for name, phase in zip(phase_names(phases), phases, strict=True):
+        rows = data[phase.consumes]
+        if not rows:
+            metrics["phases"].append({"name": name, "kind": phase.kind, "status": "skipped",
+                                      "reason": missing[phase.consumes]})
+            continue
+        metrics[name] = PHASES[phase.kind].run(phase, policy, rows, out / name, spec["seed"])
+        policy, metrics["trained"] = str(out / name / "model"), True
+        metrics["phases"].append({"name": name, "kind": phase.kind, "status": "trained"})
     metrics["policy_dir"] = policy
     return metrics
 

@@ -35,8 +35,9 @@ class WeightedSFTTrainer(SFTTrainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if "weight" not in self._signature_columns:  # keep the column through Trainer's remove_unused_columns
-            self._signature_columns = [*self._signature_columns, "weight"]
+        columns: list[str] = list(self._signature_columns or [])
+        if "weight" not in columns:  # keep the column through Trainer's remove_unused_columns
+            self._signature_columns = [*columns, "weight"]  # type: ignore[assignment]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weight = inputs.pop("weight")

@@ -50,8 +50,15 @@ class _LengthRM:
     def fingerprint(self):
         return "rm"
 
+    name, scale = "rm:fake", "reward"
+
     def score(self, prompts, responses):
         return [float(len(r)) for r in responses]
+
+    def __call__(self, prompts, responses):  # the Scorer shape
+        from autoalign.scoring import Score
+
+        return [Score(v) for v in self.score(prompts, responses)]
 
 
 def test_best_of_n_lm_picks_the_highest_reward_per_requested_sample():
@@ -126,6 +133,8 @@ def test_raft_keeps_the_top_k_by_reward(tmp_path, monkeypatch):
     out = sig([p1], samples, FakeLM())
     assert [e.messages[-1]["content"] for e in out.sft] == ["bbb", "cc"]  # the duplicate "bbb" is kept once
     assert [lab.verdict for lab in out.labels] == ["dropped", "kept", "dropped", "kept"]
+    assert [lab.selected for lab in out.labels] == [False, True, False, True]
+    assert {lab.kind for lab in out.labels} == {"reward"}
     assert out.stats["kept"] == 2 and out.stats["mean_reward_kept"] == pytest.approx(2.5)
     with pytest.raises(ValueError, match="not a directory"):
         RAFT(reward_model=str(tmp_path / "missing"))

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
+from autoalign import scoring
 from autoalign.errors import UserError
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample, SFTExample
@@ -103,17 +104,9 @@ def judge_label(scored: Scored, signal: str, judge_uri: str) -> Label:
 
 
 def best_worst(scores: Sequence[float | None], texts: Sequence[str], min_gap: float) -> tuple[int, int] | None:
-    """(best, worst) positions among the scored items (None scores skipped): the highest and lowest score, the
-    first of equals; no pair when the gap is below ``min_gap`` or the two texts are the same (Self-Rewarding LMs,
-    Yuan et al. 2024, sec. 2.3: highest vs lowest scoring response, discarded when their scores are equal)."""
-    valid = [i for i, s in enumerate(scores) if s is not None]
-    if len(valid) < 2:
-        return None
-    best = max(valid, key=lambda i: (scores[i], -i))
-    worst = min(valid, key=lambda i: (scores[i], i))
-    if scores[best] - scores[worst] < max(min_gap, 1e-12) or texts[best].strip() == texts[worst].strip():
-        return None
-    return best, worst
+    """(best, worst) positions: ``autoalign.scoring.best_vs_worst``, the selection rule (Self-Rewarding LMs,
+    Yuan et al. 2024, sec. 2.3)."""
+    return scoring.best_vs_worst(scores, texts, min_gap)
 
 
 def best_vs_worst(

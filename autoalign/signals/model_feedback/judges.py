@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal, NamedTuple, Sequence
 
 from autoalign.models.base import LM, Message, Sampling, scored_choice_logprobs
@@ -305,7 +305,11 @@ class PairVerdict:
 
 class PairwiseJudge:
     """Compares two responses under a principle, asking both orders (A, B) and (B, A) to cancel position bias;
-    a pair within ``tie_margin`` of 1/2 is recorded as a tie."""
+    a pair within ``tie_margin`` of 1/2 is recorded as a tie. ``template`` replaces the constitution's ``compare``
+    template (same placeholders). ``unreadable``: ``none`` (an order whose verdict cannot be read leaves the pair
+    without a value) or ``tie`` (that order counts as 1/2, as evaluation's win rates do, so a judge that never
+    answers readably yields 0.5 rather than no figure). The one pairwise judge of the project: signals (RLAIF)
+    and evaluation (``autoalign.evaluate.pairwise``, win rates) both use it."""
 
     def __init__(
         self,
@@ -317,6 +321,8 @@ class PairwiseJudge:
         max_new_tokens: int = 8,
         seed: int = 0,
         tie_margin: float = 0.1,
+        template: str | None = None,
+        unreadable: Literal["none", "tie"] = "none",
     ):
         if mode not in ("logprob", "generate"):
             raise ValueError(f"judge mode must be 'logprob' or 'generate', not {mode!r}")
@@ -324,14 +330,15 @@ class PairwiseJudge:
             raise ValueError("tie_margin must be in [0, 0.5)")
         self.lm = lm
         self.constitution = constitution or default_constitution()
-        self.mode, self.tie_margin = mode, tie_margin
+        if unreadable not in ("none", "tie"):
+            raise ValueError(f"unreadable must be 'none' or 'tie', not {unreadable!r}")
+        self.mode, self.tie_margin, self.unreadable = mode, tie_margin, unreadable
+        self.template = template or self.constitution.templates.compare
         self.options = dict(samples=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
 
     def prompt(self, item: PairItem, swapped: bool = False) -> list[Message]:
         a, b = (item.response_b, item.response_a) if swapped else (item.response_a, item.response_b)
-        text = self.constitution.templates.compare.format(
-            principle=item.principle, request=item.request, response_a=a, response_b=b
-        )
+        text = self.template.format(principle=item.principle, request=item.request, response_a=a, response_b=b)
         return [{"role": "user", "content": text}]
 
     def compare(self, items: Sequence[PairItem]) -> list[PairVerdict]:
@@ -339,6 +346,8 @@ class PairwiseJudge:
         verdicts = ask(self.lm, prompts, FORMATS["compare"], self.mode, **self.options)
         out = []
         for fwd, bwd in zip(verdicts[: len(items)], verdicts[len(items) :]):
+            if self.unreadable == "tie":
+                fwd, bwd = (v if v.value is not None else replace(v, value=0.5) for v in (fwd, bwd))
             if fwd.value is None or bwd.value is None:
                 out.append(PairVerdict(None, None, False, fwd, bwd))
                 continue

@@ -34,7 +34,8 @@ from autoalign.signals.model_feedback.common import (
     tally,
 )
 from autoalign.signals.model_feedback.judges import PointwiseJudge
-from autoalign.signals.model_feedback.reward_model import RewardModel, pairwise_accuracy, top_k
+from autoalign.scoring import top_k
+from autoalign.signals.model_feedback.reward_model import RewardModel, pairwise_accuracy
 from autoalign.store import write_json
 
 REWARD_MODEL = "reward_model"
@@ -182,22 +183,14 @@ class RAFT:
         by_id = {p.id: p for p in prompts}
         groups = known_samples(prompts, samples)
         flat = [s for g in groups.values() for s in g]
-        rewards = rm.score([by_id[s.prompt_id].messages for s in flat], [s.text for s in flat])
+        rewards = [float(sc.value) for sc in rm([by_id[s.prompt_id] for s in flat], [s.text for s in flat])]  # type: ignore[arg-type]
         reward_of = {(s.prompt_id, s.index): r for s, r in zip(flat, rewards)}
         labels, sft = [], []
         verdicts: Counter = Counter()
         for pid, group in groups.items():
             scores = [reward_of[(pid, s.index)] for s in group]
-            keep = set()
-            seen: set[str] = set()
-            for i in top_k(scores, len(scores)):
-                if len(keep) >= self.k:
-                    break
-                text = group[i].text.strip()
-                if text in seen or (self.min_reward is not None and scores[i] < self.min_reward):
-                    continue
-                seen.add(text)
-                keep.add(i)
+            # the selection rule: the top k distinct texts by reward (Dong et al. 2023), above min_reward
+            keep = set(top_k(scores, self.k, texts=[s.text for s in group], min_value=self.min_reward))
             for i, s in enumerate(group):
                 verdict = "kept" if i in keep else "dropped"
                 verdicts[verdict] += 1
