@@ -18,6 +18,8 @@ demo: $(STAMP)
 	$(BIN)/autoalign demo
 
 test: $(STAMP)
+	$(BIN)/ruff check autoalign tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

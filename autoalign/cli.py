@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, cast
 
 import typer
 from rich.console import Console
@@ -65,7 +65,7 @@ def eval_(
     suite: Annotated[list[str], typer.Option(
         help="suite or group, repeatable or comma-separated: lab, xstest, harmbench, do_not_answer, realtoxicity, "
              "bbq, hh_rlhf, robustness, truthfulqa, gsm8k, humaneval, winrate; groups helpful, harmless, honest, "
-             "public, 3h (all)")] = ["lab"],
+             "public, 3h (all)")] = ["lab"],  # noqa: B006 -- typer shows this default in --help; it is only read
     limit: Annotated[Optional[int], typer.Option(help="at most N items per suite (stratified, seeded)")] = None,
     per_family: Annotated[Optional[int], typer.Option(
         help="lab suite: items per task family (default: --limit, else 30)")] = None,
@@ -110,7 +110,7 @@ def eval_(
         from autoalign.signals.model_feedback.reward_model import BestOfNLM, RewardModel
 
         try:
-            rm = RewardModel(reward_model)
+            rm = RewardModel(cast(Path, reward_model))  # set: checked above to go with --best-of-n
         except (OSError, ValueError) as exc:
             raise UserError(f"--reward-model {reward_model}: {str(exc).splitlines()[0]}") from None
         lm = BestOfNLM(lm, rm, n=best_of_n)

@@ -18,13 +18,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autoalign import methods
+from autoalign.artifacts import Artifacts
+from autoalign.evaluate.rounds import RoundEvaluation
 from autoalign.models.base import Sampling
 from autoalign.models.pool import ModelPool
 from autoalign.recipe import Recipe, save_resolved
 from autoalign.records import Label, Preference, Prompt, Sample, SFTExample, preference_rows, sft_rows
 from autoalign.signals.base import Artifact, SignalResult, StageContext
 from autoalign.signals.catalog import build_signal
-from autoalign.store import CachedLM, CallCache, Stage, chunks, hash_json, read_json, sha256_file, write_json
+from autoalign.store import CachedLM, CallCache, Stage, chunks, hash_json, sha256_file, write_json
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -54,8 +56,8 @@ class Run:
         self.writers = [methods.build(methods.PROMPT_WRITERS, w) for w in r.prompts.writers]
         self.wrappers = [methods.build(methods.POLICY_WRAPPERS, w, f"eval.wrappers.{i}", r.sampling.temperature)
                          for i, w in enumerate(r.eval.wrappers)]
-        self.eval = r.eval
-        self.artifacts: list[tuple[int, int, str, Artifact, Path]] = []  # (round, signal, name, artifact, path)
+        self.artifacts = Artifacts()
+        self.evaluation = RoundEvaluation(self)
 
     # ---- the loop -------------------------------------------------------------------------------------------
     def execute(self) -> Path:
@@ -64,15 +66,16 @@ class Run:
         save_resolved(r, self.dir / "recipe.yaml")
         self.console.print(f"[bold]run[/] {r.name} -> {self.dir}  (policy {r.policy}, {r.rounds} rounds)")
         policy_uri = r.policy
-        rounds = [{"round": 0, "model": self.evaluated_uri(0, policy_uri), "results": self.evaluate(0, policy_uri)}]
+        ev = self.evaluation
+        rounds = [{"round": 0, "model": ev.evaluated_uri(0, policy_uri), "results": ev.evaluate(0, policy_uri)}]
         for k in range(1, r.rounds + 1):
             prompts = self.propose(k, policy_uri)
             samples = self.sample(k, policy_uri, prompts)
             result = self.apply_signals(k, policy_uri, prompts, samples)
-            agreement = self.agreement(k, policy_uri, prompts, samples, result)
+            agreement = ev.agreement(k, policy_uri, prompts, samples, result, derive_seed(r.seed, "prompts", k))
             policy_uri = self.train(k, policy_uri, result)
-            rounds.append({"round": k, "model": self.evaluated_uri(k, policy_uri),
-                           "results": self.evaluate(k, policy_uri) + agreement})
+            rounds.append({"round": k, "model": ev.evaluated_uri(k, policy_uri),
+                           "results": ev.evaluate(k, policy_uri) + agreement})
         write_json(self.dir / "metrics.json", {"run": r.name, "recipe": r.model_dump(), "rounds": rounds})
         return self.report()
 
@@ -83,7 +86,7 @@ class Run:
         self.console.print(f"[bold green]report[/] {path}")
         return path
 
-    def _round(self, k: int) -> Path:
+    def round_dir(self, k: int) -> Path:
         return self.dir / f"round-{k}"
 
     # ---- stages ---------------------------------------------------------------------------------------------
@@ -91,14 +94,14 @@ class Run:
         """The round's prompts: drawn from the source, then rewritten by each prompt writer in order (a writer
         that uses the policy keys the stage by the policy's fingerprint)."""
         r = self.recipe
-        stage = Stage(self._round(k), "prompts")
+        stage = Stage(self.round_dir(k), "prompts")
         uses_policy = any(getattr(w, "uses_policy", False) for w in self.writers)
         inputs = {"policy": self.models.lm(policy_uri).fingerprint()} if uses_policy else {}
         key = hash_json([r.seed, k, r.prompts.model_dump(), inputs])
         if stage.is_done(key):
             return stage.read("prompts", Prompt)
         prompts = methods.resolve(methods.PROMPT_SOURCES[r.prompts.source])(r.prompts, derive_seed(r.seed, "prompts", k))
-        counts = {}
+        counts: dict[str, int] = {}
         for i, (cfg, writer) in enumerate(zip(r.prompts.writers, self.writers, strict=True)):
             self.console.print(f"round {k}: prompt writer [bold]{cfg.method}[/]")
             lm = CachedLM(self.models.lm(policy_uri), self.cache)
@@ -111,11 +114,11 @@ class Run:
 
     def sample(self, k: int, policy_uri: str, prompts: list[Prompt]) -> list[Sample]:
         r = self.recipe
-        stage = Stage(self._round(k), "samples")
+        stage = Stage(self.round_dir(k), "samples")
         policy = self.models.sampler(policy_uri)
         sampling = Sampling(n=r.sampling.n, temperature=r.sampling.temperature, top_p=r.sampling.top_p,
                             max_new_tokens=r.sampling.max_new_tokens, seed=derive_seed(r.seed, "samples", k))
-        inputs = {"prompts": sha256_file(self._round(k) / "prompts" / "prompts.jsonl"), "policy": policy.fingerprint()}
+        inputs = {"prompts": sha256_file(self.round_dir(k) / "prompts" / "prompts.jsonl"), "policy": policy.fingerprint()}
         key = hash_json([r.sampling.model_dump(), sampling.key(), inputs])
         if stage.is_done(key):
             return stage.read_parts("samples", Sample)
@@ -138,21 +141,19 @@ class Run:
 
     def apply_signals(self, k: int, policy_uri: str, prompts: list[Prompt], samples: list[Sample]) -> SignalResult:
         r = self.recipe
-        stage = Stage(self._round(k), "signals")
+        stage = Stage(self.round_dir(k), "signals")
         inputs = {"samples": hash_json([s.model_dump() for s in samples])}
         key = hash_json([[s.model_dump() for s in r.signals], inputs])
         if stage.is_done(key):
             manifest = stage.manifest() or {}
-            declared = {int(i): {n: Artifact(**a) for n, a in arts.items()}
-                        for i, arts in manifest.get("artifacts", {}).items()}
-            self._keep_artifacts(k, stage.dir, declared)
+            self.artifacts.keep(k, stage.dir, Artifacts.from_manifest(manifest))
             return SignalResult(labels=stage.read("labels", Label), sft=stage.read("sft", SFTExample),
                                 preferences=stage.read("preferences", Preference), stats=manifest["stats"])
         merged, stats, declared = SignalResult(), {}, {}
         for i, (cfg, signal) in enumerate(zip(r.signals, self.signals)):
             self.console.print(f"round {k}: signal [bold]{cfg.method}[/]")
             ctx = StageContext(dir=stage.dir / f"{i}", round=k, seed=derive_seed(r.seed, "signals", k, i),
-                               artifacts={name: path for (_, j, name, _, path) in self.artifacts if j == i})
+                               artifacts=self.artifacts.of_signal(i))
             out = signal(prompts, samples, self.models.signal_policy(policy_uri), ctx)
             merged.labels.extend(out.labels)
             merged.sft.extend(out.sft)
@@ -164,32 +165,22 @@ class Run:
         for kind in ("labels", "sft", "preferences"):
             stage.write(kind, getattr(merged, kind))
         counts = {"labels": len(merged.labels), "sft": len(merged.sft), "preferences": len(merged.preferences)}
-        self._keep_artifacts(k, stage.dir, declared)
-        stage.finish(key, [s.model_dump() for s in r.signals], inputs, counts, extra={
-            "stats": stats, "artifacts": {str(i): {n: a.model_dump() for n, a in arts.items()}
-                                          for i, arts in declared.items() if arts}})
+        self.artifacts.keep(k, stage.dir, declared)
+        stage.finish(key, [s.model_dump() for s in r.signals], inputs, counts,
+                     extra={"stats": stats, "artifacts": Artifacts.to_manifest(declared)})
         merged.stats = stats
         return merged
-
-    def _keep_artifacts(self, k: int, stage_dir: Path, declared: dict[int, dict[str, Artifact]]) -> None:
-        for i, arts in declared.items():
-            self.artifacts += [(k, i, name, a, stage_dir / a.path) for name, a in arts.items()]
-
-    def artifact(self, kind: str, k: int) -> Path | None:
-        """The newest artifact of ``kind`` declared by round ``k`` or earlier (``WrapperEnv``)."""
-        found = [path for (j, _, _, a, path) in self.artifacts if a.kind == kind and j <= k]
-        return found[-1] if found else None
 
     def train(self, k: int, policy_uri: str, data: SignalResult) -> str:
         from autoalign.train.run import train_round
 
         r = self.recipe
-        stage = Stage(self._round(k), "train")
+        stage = Stage(self.round_dir(k), "train")
         sft, prefs = sft_rows(data.sft), preference_rows(data.preferences)
         inputs = {"policy": self.models.lm(policy_uri).fingerprint(), "sft": hash_json(sft), "preferences": hash_json(prefs)}
         key = hash_json([r.train.model_dump(), r.seed, k, inputs])
         if stage.is_done(key):
-            return stage.manifest()["policy"]
+            return (stage.manifest() or {})["policy"]
         policy_path = self.models.local_path(policy_uri)
         self.models.release()  # free the sampler's copy and the Ray replicas before training
         phases = r.train.chain
@@ -199,75 +190,3 @@ class Run:
         stage.finish(key, r.train.model_dump(), inputs, {"sft": len(sft), "preferences": len(prefs)},
                      extra={"policy": new_uri, "metrics": metrics})
         return new_uri
-
-    # ---- evaluation -----------------------------------------------------------------------------------------
-    def load_aux(self, uri: str):
-        return self.models.aux(uri)
-
-    def _replacing(self):
-        return next((w for w in self.wrappers if w.role == "replace"), None)
-
-    def evaluated_uri(self, k: int, policy_uri: str) -> str:
-        wrapper = self._replacing()
-        return policy_uri if wrapper is None else wrapper.evaluated_uri(k, policy_uri)
-
-    def evaluate(self, k: int, policy_uri: str) -> list[dict]:
-        """The recipe's suites on the round's policy (or on what a replacing wrapper makes of it), then each
-        variant wrapper's suites on the wrapped policy, filed as ``<suite>@<tag>``."""
-        wrapper = self._replacing()
-        lm = self.models.lm(policy_uri)
-        lm = lm if wrapper is None else wrapper.wrap(k, lm, self)
-        results = self._eval_stage(k, "eval", lm, self.evaluated_uri(k, policy_uri), self.recipe.eval.suites)
-        for w in self.wrappers:
-            wrapped = w.wrap(k, lm, self) if w.role == "variant" else None
-            if wrapped is not None:
-                found = self._eval_stage(k, f"eval@{w.tag}", wrapped, wrapped.uri, w.suites or self.recipe.eval.suites)
-                from autoalign.evaluate.rounds import variant
-
-                results += [variant(res, w.tag) for res in found]
-        return results
-
-    def _eval_stage(self, k: int, name: str, lm, uri: str, suites: list[str]) -> list[dict]:
-        r = self.recipe
-        stage = Stage(self._round(k), name)
-        inputs = {"policy": lm.fingerprint()}
-        key = hash_json([r.eval.model_dump(), suites, inputs])
-        if stage.is_done(key):
-            return read_json(stage.dir / "results.json")
-        from autoalign.evaluate.rounds import evaluate_suites
-
-        self.console.print(f"round {k}: evaluating {uri} on {', '.join(suites)}")
-        dumped = [res.model_dump() for res in evaluate_suites(CachedLM(lm, self.cache), r.eval, suites)]
-        write_json(stage.dir / "results.json", dumped)
-        stage.finish(key, r.eval.model_dump(), inputs, {"suites": len(dumped)})
-        for res in dumped:
-            for axis in ("helpful", "harmless", "honest", "composite"):
-                if axis in res["metrics"]:
-                    m = res["metrics"][axis]
-                    self.console.print(f"  {res['suite']}.{axis} = {m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] (n={m['n']})")
-        return dumped
-
-    def agreement(self, k: int, policy_uri: str, prompts: list[Prompt], samples: list[Sample],
-                  result: SignalResult) -> list[dict]:
-        """Round ``k``'s signal output (labels, training data, the reward models it declared) against the lab
-        oracle, by evaluation (``autoalign.evaluate.rounds.signal_agreement``); lab prompts only."""
-        r = self.recipe
-        if not r.eval.judge_agreement or r.prompts.source != "lab":
-            return []
-        stage = Stage(self._round(k), "agreement")
-        inputs = {"prompts": sha256_file(self._round(k) / "prompts" / "prompts.jsonl"),
-                  "signals": (Stage(self._round(k), "signals").manifest() or {}).get("key", "")}
-        key = hash_json([r.eval.per_family, r.eval.seed, inputs])
-        if stage.is_done(key):
-            return read_json(stage.dir / "results.json")
-        from autoalign.evaluate.rounds import signal_agreement
-
-        rms = {r.signals[i].method: path for (j, i, _, a, path) in self.artifacts if j == k and a.kind == "reward_model"}
-        res = signal_agreement(prompts, samples, result, r.prompts, r.eval, derive_seed(r.seed, "prompts", k),
-                               policy_uri, rms)
-        for name, m in res["metrics"].items():
-            self.console.print(f"  agreement {name} = {m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] (n={m['n']})")
-        write_json(stage.dir / "results.json", [res])
-        stage.finish(key, {"per_family": r.eval.per_family, "seed": r.eval.seed}, inputs,
-                     {"metrics": len(res["metrics"]), "graded_prompts": res["config"]["graded_prompts"]})
-        return [res]

@@ -7,9 +7,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from autoalign.errors import UserError
 from autoalign.records import Prompt
-from pydantic import ValidationError
 
 
 def lab_source(cfg: Any, seed: int) -> list[Prompt]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -362,7 +362,7 @@ def read_yaml_file(p: Path, what: str) -> Any:
     return _plain(data, what)
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] = (), data: dict | None = None) -> Recipe:
+def load_recipe(path: str | Path | None, overrides: Sequence[str] = (), data: dict | None = None) -> Recipe:
     """Load a recipe from YAML (or ``data``), apply overrides, validate. Raises UserError with one line."""
     source = str(path) if path is not None else "<built-in>"
     if data is None:

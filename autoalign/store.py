@@ -150,7 +150,7 @@ class Stage:
     def read(self, kind: str, model: type[T] | None = None) -> list:
         return read_jsonl(self.dir / f"{kind}.jsonl", model)
 
-    def finish(self, key: str, config: dict, inputs: dict[str, str], counts: dict[str, int], extra: dict | None = None):
+    def finish(self, key: str, config: Any, inputs: dict[str, str], counts: dict[str, int], extra: dict | None = None):
         """Write the manifest last: its presence (with this key) is what marks the stage done."""
         outputs = {
             f.name: sha256_file(f)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from autoalign.evaluate.result import Metric, Transcript
+from autoalign.evaluate.result import Metric, MetricAxis, Transcript
 from autoalign.evaluate.stats import mean_interval, wilson_interval
 from autoalign.models.base import Prompt, Sampling
 
@@ -50,14 +50,14 @@ def generate_texts(lm, prompts: Sequence[Prompt], sampling: Sampling) -> list[st
     return [c[0].text for c in lm.generate(list(prompts), sampling)]
 
 
-def rate(successes: float, n: int, axis: str, scorer: str, higher_is_better: bool = True, description: str = "") -> Metric:
+def rate(successes: float, n: int, axis: MetricAxis, scorer: str, higher_is_better: bool = True, description: str = "") -> Metric:
     """A proportion with its Wilson 95% interval."""
     lo, hi = wilson_interval(successes, n)
     return Metric(value=successes / n if n else 0.0, lo=lo, hi=hi, n=n, axis=axis, scorer=scorer,
                   higher_is_better=higher_is_better, description=description)
 
 
-def mean_metric(values: Sequence[float], axis: str, scorer: str, higher_is_better: bool = True,
+def mean_metric(values: Sequence[float], axis: MetricAxis, scorer: str, higher_is_better: bool = True,
                 description: str = "", clip: tuple[float, float] | None = (0.0, 1.0)) -> Metric:
     """A mean with its normal-approximation 95% interval (clipped to the metric's range)."""
     m, lo, hi = mean_interval(list(values))

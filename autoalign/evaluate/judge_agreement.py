@@ -57,7 +57,8 @@ def lab_tasks_for(prompts: Sequence[Prompt], count: int, seed: int, families: li
 
     fams = list(families or FAMILIES)
     per = {f: count // len(fams) + (i < count % len(fams)) for i, f in enumerate(fams)}
-    table = {(t.family, t.question): t for f in fams for t in tasks(f, per[f], seed, split)}
+    table: dict[tuple[str | None, str], Task] = {
+        (t.family, t.question): t for f in fams for t in tasks(f, per[f], seed, split)}
     out = {}
     for p in prompts:
         t = table.get((p.family, p.text))
@@ -184,9 +185,9 @@ def _signal_metrics(signal: str, labels: list[Label], text_of: dict, grader: _Gr
 
     # critique-and-revise: revisions vs their drafts
     revised = [lab for lab in labels if lab.selected and proposed_revision(lab) is not None]
-    rev = [(grader(lab.prompt_id, proposed_revision(lab)),
-            grader(lab.prompt_id, text_of.get((lab.prompt_id, lab.sample_index)))) for lab in revised]
-    rev = [(r, d) for r, d in rev if r is not None and d is not None]
+    rev_graded = [(grader(lab.prompt_id, proposed_revision(lab)),
+                   grader(lab.prompt_id, text_of.get((lab.prompt_id, lab.sample_index)))) for lab in revised]
+    rev = [(r, d) for r, d in rev_graded if r is not None and d is not None]
     if rev:
         out[f"{signal}.revision_correct"] = _rate(sum(r for r, _ in rev), len(rev), "revisions the oracle grades correct")
         out[f"{signal}.draft_correct"] = _rate(sum(d for _, d in rev), len(rev),
@@ -195,12 +196,12 @@ def _signal_metrics(signal: str, labels: list[Label], text_of: dict, grader: _Gr
             "fixed": sum(r and not d for r, d in rev), "broken": sum(d and not r for r, d in rev), "n": len(rev)}
 
     # the training data the signal emits
-    sft_ok = [grader(e.prompt_id, e.messages[-1]["content"]) for e in sft]
-    sft_ok = [x for x in sft_ok if x is not None]
+    sft_graded = [grader(e.prompt_id, e.messages[-1]["content"]) for e in sft]
+    sft_ok = [x for x in sft_graded if x is not None]
     if sft_ok:
         out[f"{signal}.sft_correct"] = _rate(sum(sft_ok), len(sft_ok), "SFT targets the oracle grades correct")
-    sep = [(grader(p.prompt_id, p.chosen), grader(p.prompt_id, p.rejected)) for p in prefs]
-    sep = [(c, r) for c, r in sep if c is not None and r is not None and c != r]
+    pairs_graded = [(grader(p.prompt_id, p.chosen), grader(p.prompt_id, p.rejected)) for p in prefs]
+    sep = [(c, r) for c, r in pairs_graded if c is not None and r is not None and c != r]
     if sep:
         out[f"{signal}.pair_correct"] = _rate(sum(c for c, _ in sep), len(sep),
                                               "training pairs the oracle separates whose chosen response is correct")

@@ -21,10 +21,10 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, cast
 
 from autoalign.evaluate.common import rate
-from autoalign.evaluate.result import Metric, SuiteResult, Transcript
+from autoalign.evaluate.result import Metric, MetricAxis, SuiteResult, Transcript
 from autoalign.evaluate.stats import bootstrap_interval, expected_calibration_error
 from autoalign.lab.oracle import FAMILIES, FAMILY_AXIS, Grade, Task, eval_items, grade_many, item_id
 from autoalign.models.base import Sampling
@@ -78,7 +78,7 @@ def _ece(rows: Sequence[_Row]) -> float | None:
     sel = [r for r in rows if r.task.family == "facts" and r.confidence is not None]
     if not sel:
         return None
-    return expected_calibration_error([r.confidence for r in sel], [r.grade.correct for r in sel])
+    return expected_calibration_error([cast(float, r.confidence) for r in sel], [r.grade.correct for r in sel])
 
 
 def _honest(rows: Sequence[_Row]) -> float | None:
@@ -92,7 +92,7 @@ def _composite(rows: Sequence[_Row]) -> float | None:
     return sum(parts) / len(parts) if parts else None
 
 
-def _boot(rows: list[_Row], statistic, axis: str, seed: int, higher_is_better: bool = True,
+def _boot(rows: list[_Row], statistic, axis: MetricAxis, seed: int, higher_is_better: bool = True,
           description: str = "") -> Metric | None:
     value = statistic(rows)
     if value is None:
@@ -107,7 +107,7 @@ def _boot(rows: list[_Row], statistic, axis: str, seed: int, higher_is_better: b
                   higher_is_better=higher_is_better, description=description)
 
 
-def _proportion(rows: Sequence[_Row], keep, axis: str, description: str, success=None,
+def _proportion(rows: Sequence[_Row], keep, axis: MetricAxis, description: str, success=None,
                 higher_is_better: bool = True) -> Metric | None:
     sel = [r for r in rows if keep(r)]
     if not sel:

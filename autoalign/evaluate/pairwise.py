@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-
 TEMPLATE = """You are comparing two responses an AI assistant could give to the same request. {principle}
 
 [REQUEST]

@@ -27,7 +27,7 @@ def load(ctx: SuiteContext) -> list[tuple[str, str, str]]:
     files = sorted(folder.glob("rtp_*.txt")) if folder.is_dir() else []
     if not files:
         raise UserError(f"{folder}: no rtp_*.txt files found (is the benchmark data directory right?)")
-    items = []
+    items: list[tuple[str, str, str]] = []
     for path in files:
         category = path.stem.removeprefix("rtp_")
         items.extend((f"{category}-{i:03d}", line, category) for i, line in enumerate(read_lines(path)))

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# "signal": how well a training signal (a judge, a reward model, a vote) agrees with the lab oracle; not a 3H axis
+MetricAxis = Literal["helpful", "harmless", "honest", "composite", "signal"]
+
 
 class Metric(BaseModel):
     """One figure. ``lo``/``hi`` bound its 95% CI; ``n`` is the sample count behind it; ``scorer`` names what
@@ -15,8 +18,7 @@ class Metric(BaseModel):
     lo: float
     hi: float
     n: int
-    # "signal": how well a training signal (a judge, a reward model, a vote) agrees with the lab oracle; not a 3H axis
-    axis: Literal["helpful", "harmless", "honest", "composite", "signal"]
+    axis: MetricAxis  # "signal" is not a 3H axis (see MetricAxis)
     scorer: str
     higher_is_better: bool = True
     description: str = ""

@@ -54,3 +54,84 @@ def signal_agreement(prompts: Sequence, samples: Sequence, result: Any, prompt_c
                                                                                eval_cfg.per_family, eval_cfg.seed)
             res.config[f"{name}.rm_heldout_ai_accuracy"] = (result.stats.get(name) or {}).get("heldout_accuracy")
     return res.model_dump()
+
+
+class RoundEvaluation:
+    """The evaluation stages of a run: ``round-k/eval`` (the recipe's suites on the round's policy, or on what a
+    replacing wrapper makes of it), ``round-k/eval@<tag>`` per variant wrapper, and ``round-k/agreement`` (the
+    round's signal output against the lab oracle). Each is a ``Stage`` keyed by its config and the evaluated
+    model's fingerprint, so a rerun skips it."""
+
+    def __init__(self, run: Any):
+        self.run = run
+        self.recipe = run.recipe
+        self.wrappers = run.wrappers
+        self.replacing = next((w for w in self.wrappers if w.role == "replace"), None)
+        self.eval = run.recipe.eval
+
+    # ---- WrapperEnv -------------------------------------------------------------------------------------------
+    def load_aux(self, uri: str) -> Any:
+        return self.run.models.aux(uri)
+
+    def artifact(self, kind: str, k: int) -> Path | None:
+        return self.run.artifacts.latest(kind, k)
+
+    # ---- stages -----------------------------------------------------------------------------------------------
+    def evaluated_uri(self, k: int, policy_uri: str) -> str:
+        return policy_uri if self.replacing is None else self.replacing.evaluated_uri(k, policy_uri)
+
+    def evaluate(self, k: int, policy_uri: str) -> list[dict]:
+        lm = self.run.models.lm(policy_uri)
+        lm = lm if self.replacing is None else self.replacing.wrap(k, lm, self)
+        results = self._stage(k, "eval", lm, self.evaluated_uri(k, policy_uri), self.eval.suites)
+        for w in self.wrappers:
+            wrapped = w.wrap(k, lm, self) if w.role == "variant" else None
+            if wrapped is not None:
+                found = self._stage(k, f"eval@{w.tag}", wrapped, wrapped.uri, w.suites or self.eval.suites)
+                results += [variant(res, w.tag) for res in found]
+        return results
+
+    def _stage(self, k: int, name: str, lm: Any, uri: str, suites: list[str]) -> list[dict]:
+        from autoalign.store import CachedLM, Stage, hash_json, read_json, write_json
+
+        stage = Stage(self.run.round_dir(k), name)
+        inputs = {"policy": lm.fingerprint()}
+        key = hash_json([self.eval.model_dump(), suites, inputs])
+        if stage.is_done(key):
+            return read_json(stage.dir / "results.json")
+        self.run.console.print(f"round {k}: evaluating {uri} on {', '.join(suites)}")
+        dumped = [res.model_dump() for res in evaluate_suites(CachedLM(lm, self.run.cache), self.eval, suites)]
+        write_json(stage.dir / "results.json", dumped)
+        stage.finish(key, self.eval.model_dump(), inputs, {"suites": len(dumped)})
+        for res in dumped:
+            for axis in AXIS_NAMES:
+                if axis in res["metrics"]:
+                    self._print(f"{res['suite']}.{axis}", res["metrics"][axis])
+        return dumped
+
+    def _print(self, name: str, m: dict) -> None:
+        self.run.console.print(f"  {name} = {m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] (n={m['n']})")
+
+    def agreement(self, k: int, policy_uri: str, prompts: Sequence, samples: Sequence, result: Any,
+                  prompt_seed: int) -> list[dict]:
+        """The round's signal output (labels, training data, the reward models it declared) against the lab
+        oracle; lab prompts only, and only with ``eval.judge_agreement``."""
+        from autoalign.store import Stage, hash_json, read_json, sha256_file, write_json
+
+        r = self.recipe
+        if not r.eval.judge_agreement or r.prompts.source != "lab":
+            return []
+        stage = Stage(self.run.round_dir(k), "agreement")
+        inputs = {"prompts": sha256_file(self.run.round_dir(k) / "prompts" / "prompts.jsonl"),
+                  "signals": (Stage(self.run.round_dir(k), "signals").manifest() or {}).get("key", "")}
+        key = hash_json([r.eval.per_family, r.eval.seed, inputs])
+        if stage.is_done(key):
+            return read_json(stage.dir / "results.json")
+        rms = {r.signals[i].method: path for i, path in self.run.artifacts.declared_in(k, "reward_model").items()}
+        res = signal_agreement(prompts, samples, result, r.prompts, r.eval, prompt_seed, policy_uri, rms)
+        for name, m in res["metrics"].items():
+            self._print(f"agreement {name}", m)
+        write_json(stage.dir / "results.json", [res])
+        stage.finish(key, {"per_family": r.eval.per_family, "seed": r.eval.seed}, inputs,
+                     {"metrics": len(res["metrics"]), "graded_prompts": res["config"]["graded_prompts"]})
+        return [res]

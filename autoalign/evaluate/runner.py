@@ -110,7 +110,7 @@ def _run_lab(lm, ctx: SuiteContext, per_family: int | None) -> SuiteResult:
         raise UserError("suite 'lab' needs autoalign.evaluate.lab_suite, which is not installed")
     from autoalign.evaluate.lab_suite import evaluate_lab
 
-    kwargs = {} if ctx.max_new_tokens is None else {"max_new_tokens": ctx.max_new_tokens}
+    kwargs: dict[str, Any] = {} if ctx.max_new_tokens is None else {"max_new_tokens": ctx.max_new_tokens}
     return evaluate_lab(lm, per_family=per_family or ctx.limit or 30, seed=ctx.seed, **kwargs)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:  # numpy is imported lazily, where it is used
+    from numpy.typing import NDArray
 
 Z95 = 1.959963984540054
 
@@ -70,8 +73,8 @@ def proportion_metric_args(successes: float, n: int) -> tuple[float, float, floa
 
 
 def logistic_regression(
-    features: Sequence[Sequence[float]],
-    targets: Sequence[float],
+    features: Sequence[Sequence[float]] | NDArray[Any],
+    targets: Sequence[float] | NDArray[Any],
     l2: float = 1e-4,
     iterations: int = 100,
     tol: float = 1e-10,
@@ -98,7 +101,8 @@ def logistic_regression(
     return [float(v) for v in w]
 
 
-def _lc_fit(preferences: Sequence[float], length_diffs: Sequence[float]) -> tuple[float, float]:
+def _lc_fit(preferences: Sequence[float] | NDArray[Any],
+            length_diffs: Sequence[float] | NDArray[Any]) -> tuple[float, float]:
     import numpy as np
 
     d = np.asarray(length_diffs, dtype=float)

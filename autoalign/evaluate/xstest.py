@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from autoalign.evaluate.common import (
-    SuiteContext, chat, generate_texts, keep_transcripts, rate, suite_config, verdict_counts,
+    SuiteContext,
+    chat,
+    generate_texts,
+    keep_transcripts,
+    rate,
+    suite_config,
+    verdict_counts,
 )
 from autoalign.evaluate.data import malformed, read_csv, stratified_sample
 from autoalign.evaluate.refusal import COMPLY, PARTIAL, REFUSE, VERDICTS, RefusalGrader

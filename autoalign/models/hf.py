@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 from transformers import (
@@ -41,7 +41,7 @@ class _SeededGumbel(LogitsProcessor):
         vocab = scores.shape[-1]
         u = torch.stack([torch.rand(vocab, generator=g, dtype=torch.float64) for g in self.generators])
         gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1.0 - 1e-16)))
-        return scores + gumbel.to(device=scores.device, dtype=scores.dtype)
+        return cast(torch.FloatTensor, scores + gumbel.to(device=scores.device, dtype=scores.dtype))
 
 
 def default_device() -> str:
@@ -75,7 +75,8 @@ class HFModel:
             )
         except (OSError, ValueError) as exc:
             raise UserError(f"model {self.uri}: cannot load from {self.path}: {str(exc).splitlines()[0]}") from exc
-        self.model.to(self.device).eval()
+        # transformers decorates PreTrainedModel.to with functools.wraps(nn.Module.to), which mypy binds wrongly
+        self.model.to(self.device).eval()  # type: ignore[arg-type]
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._fingerprint: str | None = None
@@ -111,7 +112,8 @@ class HFModel:
         """Chat messages through the tokenizer's chat template (with generation prompt); raw text unchanged."""
         if isinstance(prompt, str):
             return prompt
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        # tokenize=False: the rendered text
+        return cast(str, self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True))
 
     def _encode_prompt(self, prompt: Prompt) -> list[int]:
         # A chat template writes its own special tokens; raw text gets the tokenizer's usual ones (e.g. BOS).
@@ -189,7 +191,7 @@ class HFModel:
             if tok.eos_token_id in tokens:
                 tokens = tokens[: tokens.index(tok.eos_token_id)]
                 finish = "stop"
-            text = tok.decode(tokens, skip_special_tokens=True)
+            text = cast(str, tok.decode(tokens, skip_special_tokens=True))  # one sequence decodes to one str
             for stop in sampling.stop:
                 if stop in text:
                     text, finish = text[: text.index(stop)], "stop"

@@ -46,7 +46,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union, cast
 
 from autoalign.errors import UserError
 from autoalign.models.base import Completion, Prompt, Sampling, row_seed
@@ -164,7 +164,8 @@ class MockLM:
         self.sample_logprobs = sample_logprobs
         self._fingerprint = fingerprint
         if isinstance(reply, Mapping):
-            self._table = [(k, _alternatives(v, f"mock {uri}: reply[{k!r}]")) for k, v in reply.items()]
+            self._table: list[tuple[str, tuple[str, ...]]] | None = [
+                (k, _alternatives(v, f"mock {uri}: reply[{k!r}]")) for k, v in reply.items()]
         elif isinstance(reply, (str, list, tuple)):
             self._table = [("", _alternatives(reply, f"mock {uri}: reply"))]
         elif callable(reply):
@@ -233,7 +234,7 @@ class MockLM:
     def _reply_text(self, prompt: Prompt, index: int, sampling: Sampling) -> str:
         text = text_of(prompt)
         if self._table is None:
-            out = self.reply(text, index)
+            out = cast(Callable[[str, int], str], self.reply)(text, index)  # no table: reply is the callable rule
             if not isinstance(out, str):
                 raise TypeError(f"mock {self.uri}: the reply rule returned {out!r}, not a str")
             return out

@@ -30,11 +30,15 @@ import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 from urllib.parse import urlsplit
 
 import httpx2
 import openai
+
+if TYPE_CHECKING:  # types only: transformers is imported lazily, for chat templates
+    from openai.types.chat import ChatCompletionMessageParam
+    from transformers import PreTrainedTokenizerBase
 
 from autoalign.errors import UserError
 from autoalign.models.base import Completion, Prompt, Sampling, row_seed
@@ -140,7 +144,7 @@ class OpenAIModel:
         self.tokenizer_path = tokenizer
         self.chat_max_tokens_param = chat_max_tokens_param
         self._native_n = n_per_request
-        self._tokenizer = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
         self.stats = CallStats()
         self._lock = threading.Lock()
         http_client = openai.DefaultHttpxClient(
@@ -310,7 +314,9 @@ class OpenAIModel:
             if self.sample_logprobs:
                 params["logprobs"] = True
             params[self.chat_max_tokens_param] = sampling.max_new_tokens
-            resp = self.client.chat.completions.create(messages=prompt, **params)
+            # our chat messages are plain {"role", "content"} dicts, which is what the typed params describe
+            resp = self.client.chat.completions.create(messages=cast("list[ChatCompletionMessageParam]", prompt),
+                                                       **params)
         choices = sorted(resp.choices or [], key=lambda c: c.index or 0)
         if not choices:
             raise UserError(f"model {self.uri}: the server answered with no choices")
@@ -391,7 +397,8 @@ class OpenAIModel:
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path)
-        return self._tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        # tokenize=False: the rendered text
+        return cast(str, self._tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True))
 
     def _score(self, context: str, continuation: str) -> float:
         self._charge()

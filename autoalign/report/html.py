@@ -193,8 +193,8 @@ def suites_section(series: Sequence[str], columns: Sequence[list[SuiteResult]]) 
                 order.append(r.suite)
     parts = ["<h2>Suites</h2>"]
     for suite in order:
-        present = [(name, next((r for r in results if r.suite == suite), None)) for name, results in zip(series, columns)]
-        present = [(n, r) for n, r in present if r is not None]
+        found = [(name, next((r for r in results if r.suite == suite), None)) for name, results in zip(series, columns)]
+        present = [(n, r) for n, r in found if r is not None]
         parts.append(f"<h3 id='suite-{escape(suite)}'>{escape(suite)}</h3>")
         parts.append(suite_table([r for _, r in present], [n for n, _ in present]))
         last = present[-1][1]

@@ -58,8 +58,8 @@ def all_figures(result: SuiteResult) -> list[Figure]:
 
 def axis_score(results: Iterable[SuiteResult], axis: str) -> tuple[float, float, float, int] | None:
     """(value, lo, hi, number of metrics) of one axis over the headline metrics, or None without any."""
-    parts = [f.oriented() for r in results for f in headline(r) if f.metric.axis == axis]
-    parts = [p for p in parts if p is not None]
+    oriented = [f.oriented() for r in results for f in headline(r) if f.metric.axis == axis]
+    parts = [p for p in oriented if p is not None]
     if not parts:
         return None
     k = len(parts)

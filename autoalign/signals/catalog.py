@@ -24,7 +24,7 @@ SIGNALS: dict[str, tuple[str, str]] = {
 }
 
 
-def params_model(cls: type) -> type[BaseModel]:
+def params_model(cls: type[typing.Any]) -> type[BaseModel]:
     """The signal's typed config: a pydantic model of its constructor's annotated keyword arguments (unknown keys
     forbidden), so a recipe's ``params`` are checked field by field before anything runs."""
     hints = typing.get_type_hints(cls.__init__)

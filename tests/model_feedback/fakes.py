@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from autoalign.models.mock import SCRIPTS, MockLM, text_of
+from autoalign.models.mock import SCRIPTS, MockLM
 from autoalign.records import Prompt as PromptRecord
 from autoalign.records import Sample
 

@@ -3,8 +3,8 @@
 import pytest
 
 from autoalign.evaluate.judge_agreement import judge_agreement, lab_tasks_for, reward_model_lab_accuracy
-from autoalign.lab.prompts import lab_prompts
 from autoalign.evaluate.rounds import variant
+from autoalign.lab.prompts import lab_prompts
 from autoalign.records import Label, Preference, Sample, SFTExample
 
 

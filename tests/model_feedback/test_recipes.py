@@ -5,6 +5,7 @@ and resumed."""
 
 import importlib
 import inspect
+import json
 import subprocess
 from pathlib import Path
 
@@ -108,9 +109,11 @@ def tiny_overrides(name: str, workdir: Path) -> list[str]:
             if s["params"].get(key) not in (None, "policy"):
                 out.append(f"signals.{i}.params.{key}=lab:tiny")
         if s["method"] == "raft":
-            out += [f"signals.{i}.params.rm_epochs=1", f"signals.{i}.params.heldout=0.25", "eval.best_of_n=2"]
-    if data.get("eval", {}).get("aligned_upstream"):
-        out.append("eval.aligned_upstream=lab:tiny")
+            out += [f"signals.{i}.params.rm_epochs=1", f"signals.{i}.params.heldout=0.25"]
+    wrappers = data.get("eval", {}).get("wrappers") or []
+    if wrappers:  # best-of-2 instead of 4; the aligner's upstream model becomes lab:tiny
+        shrunk = [{**w, "n": 2} if w["method"] == "best_of_n" else {**w, "upstream": "lab:tiny"} for w in wrappers]
+        out.append("eval.wrappers=" + json.dumps(shrunk))
     return out
 
 

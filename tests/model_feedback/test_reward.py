@@ -8,10 +8,10 @@ import torch
 
 from autoalign.models.base import Sampling
 from autoalign.records import Preference, preference_rows
-from autoalign.signals.model_feedback.raft import RAFT, ai_preferences, split_heldout
 from autoalign.signals.model_feedback.common import Scored
 from autoalign.signals.model_feedback.constitution import default_constitution
 from autoalign.signals.model_feedback.judges import Verdict
+from autoalign.signals.model_feedback.raft import RAFT, ai_preferences, split_heldout
 from autoalign.signals.model_feedback.reward_model import (
     BestOfNLM,
     RewardModel,

@@ -7,13 +7,17 @@ they get ``autoalign.lab.prompts`` (prompts without answers) and the environment
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from autoalign.lab.world.common import SPLITS, Task, draw
 from autoalign.lab.world.harmless import safety
 from autoalign.lab.world.helpful import arithmetic, code, lists, strings
 from autoalign.lab.world.honest import facts
 
-FAMILY_AXIS: dict[str, str] = {
+if TYPE_CHECKING:  # the type only: the world imports nothing outside the lab at run time
+    from autoalign.records import Axis
+
+FAMILY_AXIS: dict[str, Axis] = {
     "arithmetic": "helpful",
     "strings": "helpful",
     "lists": "helpful",

@@ -8,6 +8,7 @@ tiny model can learn them from the corpus, yet held-out keys (the eval split) st
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 from autoalign.lab.world.common import ANSWER, NUMBER_WORDS, Task
 
@@ -116,7 +117,8 @@ def lists(rng: random.Random) -> Task:
     op = rng.choice(list(LIST_Q))
     nums = rng.sample(range(10), 3 if op == "sorted" else rng.randint(3, 5))
     lit = "[" + ", ".join(map(str, nums)) + "]"
-    value: object = {"max": max, "min": min, "sorted": sorted, "len": len}[op](nums)
+    ops: dict[str, Callable[[list[int]], object]] = {"max": max, "min": min, "sorted": sorted, "len": len}
+    value: object = ops[op](nums)
     shown = "[" + ", ".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
 
     def bad(r: random.Random) -> str:

@@ -58,7 +58,7 @@ def people() -> dict[str, list[Person]]:
     seen: set[str] = set()
     pools: dict[str, list[Person]] = {}
     for pool, size in POOL_SIZES.items():
-        members = []
+        members: list[Person] = []
         while len(members) < size:
             first, last = _word(rng, 2), _word(rng, rng.choice([2, 3]))
             if first in seen or last in seen or first == last:

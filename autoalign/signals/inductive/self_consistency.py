@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Hashable, Sequence
+from typing import Hashable, Sequence, TypeVar
 
 from autoalign.answers import code_block, final_answer, final_number, is_abstention, is_refusal
 from autoalign.models.base import LM
@@ -36,11 +36,15 @@ from autoalign.signals.base import SignalResult, StageContext, group_samples
 REFUSE, ABSTAIN, COMPLY = "<refuse>", "<abstain>", "<comply>"
 
 
-def majority_vote(keys: Sequence[Hashable | None]) -> tuple[Hashable | None, int]:
+K = TypeVar("K", bound=Hashable)
+
+
+def majority_vote(keys: Sequence[K | None]) -> tuple[K | None, int]:
     """The most frequent non-``None`` key and its count; ties go to the key seen first. ``(None, 0)`` when no
     key is given. LMSI's majority vote over reasoning paths: argmax_a sum_i 1[a_i = a] (Wang et al. 2022, eq. 1)."""
     counts = Counter(k for k in keys if k is not None)
-    best, best_n = None, 0
+    best: K | None = None
+    best_n = 0
     for k in keys:  # first-seen order, so the first key to reach the top count wins a tie
         if k is not None and counts[k] > best_n:
             best, best_n = k, counts[k]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence, cast
 
 from autoalign.models.base import LM, Completion, Message, Prompt, Sampling, prompt_key
 from autoalign.records import Prompt as PromptRecord
@@ -81,7 +81,8 @@ class AlignerData(ConstitutionalAI):
         for r in revs:
             if r.status == "revised" or (r.status == "passed" and self.include_passed):
                 msgs = aligner_prompt(r.prompt.text, r.sample.text, self.template)
-                sft.append(SFTExample(prompt_id=r.prompt.id, messages=[*msgs, {"role": "assistant", "content": r.target}],
+                target = cast(str, r.target)  # a revised or passed draft has its target
+                sft.append(SFTExample(prompt_id=r.prompt.id, messages=[*msgs, {"role": "assistant", "content": target}],
                                       signal=self.name))
         counts = Counter(r.status for r in revs)
         stats = {"triples": len(sft), "identity": sum(r.target == r.sample.text for r in revs if r.target is not None),

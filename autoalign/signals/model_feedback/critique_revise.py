@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from autoalign.models.base import LM, Sampling
 from autoalign.records import Label, Prompt, Sample
@@ -188,8 +188,9 @@ class ConstitutionalAI:
         self.critic = ModelRef(critic or reviser, load_lm, "critic")
         self.judge = ModelRef(judge or reviser, load_lm, "judge")
         self.constitution = constitution_from(constitution)
-        self.options = dict(critique=critique, keep=keep, pass_threshold=pass_threshold, principles=principles,
-                            temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+        self.options: dict[str, Any] = dict(critique=critique, keep=keep, pass_threshold=pass_threshold,
+                                            principles=principles, temperature=temperature,
+                                            max_new_tokens=max_new_tokens, seed=seed)
         self.judge_mode, self.judge_samples = judge_mode, judge_samples
         self.include_passed, self.max_per_prompt, self.seed = include_passed, max_per_prompt, seed
 

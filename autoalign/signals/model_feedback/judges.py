@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, Literal, NamedTuple, Sequence
+from typing import Any, Callable, Literal, NamedTuple, Sequence
 
 from autoalign.models.base import LM, Message, Sampling, scored_choice_logprobs
 from autoalign.scoring import Score, as_prompts
@@ -255,8 +255,8 @@ class PointwiseJudge:
         self.constitution = constitution or default_constitution()
         self.format, self.mode = FORMATS[format], mode
         self.template = self.constitution.templates.judge if format == "yes_no" else RUBRIC5_TEMPLATE
-        self.options = dict(samples=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                            normalise=normalise)
+        self.options: dict[str, Any] = dict(samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
+                                            seed=seed, normalise=normalise)
 
     def prompt(self, item: JudgeItem) -> list[Message]:
         text = self.template.format(principle=item.principle, request=item.request, response=item.response)
@@ -334,7 +334,8 @@ class PairwiseJudge:
             raise ValueError(f"unreadable must be 'none' or 'tie', not {unreadable!r}")
         self.mode, self.tie_margin, self.unreadable = mode, tie_margin, unreadable
         self.template = template or self.constitution.templates.compare
-        self.options = dict(samples=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+        self.options: dict[str, Any] = dict(samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
+                                            seed=seed)
 
     def prompt(self, item: PairItem, swapped: bool = False) -> list[Message]:
         a, b = (item.response_b, item.response_a) if swapped else (item.response_a, item.response_b)

@@ -7,7 +7,7 @@ with the largest judged margin, which a noisy judge gets right most often.
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from autoalign.models.base import LM
 from autoalign.records import Prompt, Sample
@@ -59,8 +59,8 @@ class LLMJudge:
             raise ValueError("samples and max_new_tokens must be >= 1")
         self.judge = ModelRef(judge, load_lm, "judge")
         self.constitution = constitution_from(constitution)
-        self.judge_options = dict(format=format, mode=mode, samples=samples, temperature=temperature,
-                                  max_new_tokens=max_new_tokens, seed=seed, normalise=normalise)
+        self.judge_options: dict[str, Any] = dict(format=format, mode=mode, samples=samples, temperature=temperature,
+                                                  max_new_tokens=max_new_tokens, seed=seed, normalise=normalise)
         self.principles, self.output, self.min_gap, self.sft_threshold = principles, output, min_gap, sft_threshold
         self.seed = seed
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from autoalign.errors import UserError
 from autoalign.models.base import LM
-from autoalign.records import Label, Preference, Prompt, Sample, preference_rows, stable_id
+from autoalign.records import Label, Preference, Prompt, Sample, SFTExample, preference_rows, stable_id
+from autoalign.scoring import top_k
 from autoalign.signals.base import Artifact, SignalResult, StageContext
 from autoalign.signals.model_feedback.common import (
     ModelRef,
@@ -34,7 +35,6 @@ from autoalign.signals.model_feedback.common import (
     tally,
 )
 from autoalign.signals.model_feedback.judges import PointwiseJudge
-from autoalign.scoring import top_k
 from autoalign.signals.model_feedback.reward_model import RewardModel, pairwise_accuracy
 from autoalign.store import write_json
 
@@ -123,8 +123,8 @@ class RAFT:
         self.constitution = constitution_from(constitution)
         self.judge_mode, self.judge_samples, self.principles = judge_mode, judge_samples, principles
         self.min_gap, self.pairs_per_prompt, self.heldout = min_gap, pairs_per_prompt, heldout
-        self.rm_train = dict(epochs=rm_epochs, learning_rate=rm_learning_rate, batch_size=rm_batch_size,
-                             max_length=rm_max_length)
+        self.rm_train: dict[str, Any] = dict(epochs=rm_epochs, learning_rate=rm_learning_rate,
+                                             batch_size=rm_batch_size, max_length=rm_max_length)
         self.seed = seed
         self._rm: RewardModel | None = None  # only without a run context (a unit test, a notebook)
 
@@ -160,7 +160,8 @@ class RAFT:
         base_path = getattr(base, "path", None)
         if base_path is None:
             raise UserError(f"raft rm_base {self.rm_base.spec!r}: the model has no local weights to start a reward model from")
-        stats = {"ai_pairs": len(train), "ai_pairs_heldout": len(held), **tally([x.verdict for x in scored])}
+        stats: dict[str, Any] = {"ai_pairs": len(train), "ai_pairs_heldout": len(held),
+                                 **tally([x.verdict for x in scored])}
         if len(train) < 2:
             raise UserError(f"raft: only {len(train)} AI preference pairs to train a reward model on "
                             "(use more prompts or samples, or a smaller signals.N.params.min_gap)")
@@ -185,7 +186,8 @@ class RAFT:
         flat = [s for g in groups.values() for s in g]
         rewards = [float(sc.value) for sc in rm([by_id[s.prompt_id] for s in flat], [s.text for s in flat])]  # type: ignore[arg-type]
         reward_of = {(s.prompt_id, s.index): r for s, r in zip(flat, rewards)}
-        labels, sft = [], []
+        labels: list[Label] = []
+        sft: list[SFTExample] = []
         verdicts: Counter = Counter()
         for pid, group in groups.items():
             scores = [reward_of[(pid, s.index)] for s in group]

@@ -10,13 +10,16 @@ import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence, cast
 
 import torch
 
 from autoalign.models.base import LM, Completion, Prompt, Sampling
 from autoalign.records import Prompt as PromptRecord
 from autoalign.scoring import Score
+
+if TYPE_CHECKING:  # the type only: transformers is imported lazily
+    from transformers import BatchEncoding
 
 
 # ---- pure functions -------------------------------------------------------------------------------------------
@@ -84,7 +87,8 @@ class RewardModel:
             ids = self.tokenizer(prompt + response + (self.tokenizer.eos_token or ""))["input_ids"]
         else:
             conv = [*prompt, {"role": "assistant", "content": response}]
-            ids = self.tokenizer.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
+            encoded = cast("BatchEncoding", self.tokenizer.apply_chat_template(conv, tokenize=True, return_dict=True))
+            ids = encoded["input_ids"]  # return_dict=True: a BatchEncoding
         return ids[-self.max_positions :]  # keep the end: the reward is read at the last token
 
     @property

@@ -16,7 +16,7 @@ responses better follows a principle sampled from the constitution; its preferen
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample
@@ -96,7 +96,8 @@ class RLAIF:
         self.judge = ModelRef(judge, load_lm, "judge")
         self.constitution = constitution_from(constitution)
         self.mode, self.compare, self.format, self.judge_mode = mode, compare, format, judge_mode
-        self.ask = dict(samples=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+        self.ask: dict[str, Any] = dict(samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
+                                        seed=seed)
         self.pairs_per_prompt, self.tie_margin, self.min_gap = pairs_per_prompt, tie_margin, min_gap
         self.principles, self.seed = principles, seed
 
