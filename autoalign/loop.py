@@ -12,18 +12,19 @@ declared in its manifest, and found there again on resume.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from autoalign import methods
+from autoalign import gate, methods
 from autoalign.artifacts import Artifacts
 from autoalign.evaluate.rounds import RoundEvaluation
 from autoalign.models.base import Sampling
 from autoalign.models.pool import ModelPool
 from autoalign.recipe import Recipe, save_resolved
 from autoalign.records import Label, Preference, Prompt, Sample, SFTExample, preference_rows, sft_rows
+from autoalign.screen import screen
 from autoalign.signals.base import Artifact, SignalResult, StageContext
 from autoalign.signals.catalog import build_signal
 from autoalign.store import CachedLM, CallCache, Stage, chunks, hash_json, sha256_file, write_json
@@ -67,16 +68,28 @@ class Run:
         self.console.print(f"[bold]run[/] {r.name} -> {self.dir}  (policy {r.policy}, {r.rounds} rounds)")
         policy_uri = r.policy
         ev = self.evaluation
-        rounds = [{"round": 0, "model": ev.evaluated_uri(0, policy_uri), "results": ev.evaluate(0, policy_uri)}]
+        rounds: list[dict[str, Any]] = [{"round": 0, "model": ev.evaluated_uri(0, policy_uri), "results": ev.evaluate(0, policy_uri),
+                   "kept": True}]
+        kept = 0  # the round whose policy the next round starts from (the 3H gate's reference)
         for k in range(1, r.rounds + 1):
             prompts = self.propose(k, policy_uri)
             samples = self.sample(k, policy_uri, prompts)
             result = self.apply_signals(k, policy_uri, prompts, samples)
             agreement = ev.agreement(k, policy_uri, prompts, samples, result, derive_seed(r.seed, "prompts", k))
-            policy_uri = self.train(k, policy_uri, result)
-            rounds.append({"round": k, "model": ev.evaluated_uri(k, policy_uri),
-                           "results": ev.evaluate(k, policy_uri) + agreement})
-        write_json(self.dir / "metrics.json", {"run": r.name, "recipe": r.model_dump(), "rounds": rounds})
+            trained = self.train(k, policy_uri, result)
+            results = ev.evaluate(k, trained)
+            decision = (gate.decide(rounds[kept]["results"], results, r.eval.gate, kept, seed=r.eval.seed)
+                        if r.eval.gate.enabled else None)
+            rounds.append({"round": k, "model": ev.evaluated_uri(k, trained), "results": results + agreement,
+                           "kept": decision is None or decision.kept, "gate": gate.summary(decision),
+                           "started_from": kept})
+            if decision is not None:
+                self.console.print(f"round {k}: gate: {'[green]' if decision.kept else '[bold red]'}"
+                                   f"{decision.reason()}[/]")
+            if decision is None or decision.kept:
+                policy_uri, kept = trained, k
+        write_json(self.dir / "metrics.json", {"run": r.name, "recipe": r.model_dump(), "rounds": rounds,
+                                                "final": {"round": kept, "model": rounds[kept]["model"]}})
         return self.report()
 
     def report(self) -> Path:
@@ -162,6 +175,8 @@ class Run:
             # artifacts are saved under the signal's own directory; the manifest keeps them relative to the stage
             declared[i] = {n: Artifact(kind=a.kind, path=f"{i}/{a.path}") for n, a in out.artifacts.items()}
             self.console.print(f"  {len(out.sft)} SFT examples, {len(out.preferences)} pairs  {out.stats}")
+            if out.stats.get("warning"):
+                self.console.print(f"  [bold yellow]warning[/] {cfg.method}: {out.stats['warning']}")
         for kind in ("labels", "sft", "preferences"):
             stage.write(kind, getattr(merged, kind))
         counts = {"labels": len(merged.labels), "sft": len(merged.sft), "preferences": len(merged.preferences)}
@@ -176,7 +191,8 @@ class Run:
 
         r = self.recipe
         stage = Stage(self.round_dir(k), "train")
-        sft, prefs = sft_rows(data.sft), preference_rows(data.preferences)
+        screened = screen(data.sft, data.preferences, r.train.screen)
+        sft, prefs = sft_rows(screened.sft), preference_rows(screened.preferences)
         inputs = {"policy": self.models.lm(policy_uri).fingerprint(), "sft": hash_json(sft), "preferences": hash_json(prefs)}
         key = hash_json([r.train.model_dump(), r.seed, k, inputs])
         if stage.is_done(key):
@@ -185,8 +201,22 @@ class Run:
         self.models.release()  # free the sampler's copy and the Ray replicas before training
         phases = r.train.chain
         self.console.print(f"round {k}: training ({phases}) on {len(sft)} SFT examples, {len(prefs)} pairs")
+        if screened.dropped:
+            self.console.print(f"round {k}: screen dropped {len(screened.dropped)} rows "
+                               f"({', '.join(f'{k_}: {v}' for k_, v in _reasons(screened.counts).items())})")
+        stage.write("screened_out", screened.dropped)
         metrics = train_round(policy_path, sft, prefs, stage.dir, r.train, seed=derive_seed(r.seed, "train", k))
         new_uri = f"hf:{(stage.dir / 'model').resolve()}" if metrics.get("trained") else policy_uri
         stage.finish(key, r.train.model_dump(), inputs, {"sft": len(sft), "preferences": len(prefs)},
-                     extra={"policy": new_uri, "metrics": metrics})
+                     extra={"policy": new_uri, "metrics": metrics, "screen": screened.counts})
         return new_uri
+
+
+def _reasons(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Dropped rows by reason, over SFT examples and pairs."""
+    out: dict[str, int] = {}
+    for per_kind in counts.values():
+        for reason, n in per_kind.items():
+            if reason not in ("kept", "kept_refusals"):
+                out[reason] = out.get(reason, 0) + n
+    return out

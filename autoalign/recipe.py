@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from autoalign.decoding.aligner import AlignerConfig
 from autoalign.decoding.best_of_n import BestOfNConfig
 from autoalign.errors import UserError
+from autoalign.gate import GateConfig
+from autoalign.screen import ScreenConfig
 from autoalign.signals.imitation.self_instruct import SelfInstructConfig
 from autoalign.train.phases import DPOLoss, LoraConfig, Phase, apply_shorthand, default_phases
 
@@ -98,6 +100,7 @@ class TrainConfig(Strict):
     So old recipes and overrides (``train.method=sft+dpo``, ``train.epochs=1``) train exactly as before."""
 
     phases: list[Phase] = Field(default_factory=default_phases)
+    screen: ScreenConfig = Field(default_factory=ScreenConfig)  # the round's data screened before it trains
     launcher: Literal["inline", "accelerate"] = "inline"
     num_processes: int = Field(1, ge=1)
     accelerate_config: str | None = None  # an accelerate config file (DeepSpeed ZeRO, FSDP) for launcher: accelerate
@@ -136,7 +139,8 @@ class EvalConfig(Strict):
     trained policy as its corrector (rounds >= 1), instead of the policy itself. The old keys
     ``aligned_upstream``, ``best_of_n`` and ``reward_model`` are shorthand for those two.
     ``judge_agreement``: measure each round's signal labels and training data against the lab oracle (lab prompts
-    only; the signal never sees the oracle)."""
+    only; the signal never sees the oracle). ``gate``: a round whose figures fall beyond their noise against the
+    last kept policy is not kept, and the next round starts from that policy (``autoalign.gate``)."""
 
     suites: list[str] = Field(default_factory=lambda: ["lab"])
     per_family: int = Field(30, ge=1)
@@ -144,7 +148,13 @@ class EvalConfig(Strict):
     seed: int = 1234
     max_new_tokens: int = Field(48, ge=1)
     wrappers: list[WrapperConfig] = Field(default_factory=list)
+    # public suites inside runs: their data directory (default: $AUTOALIGN_DATA or ../shared/data), the judge
+    # model a judged suite uses (a URI; default: the suite's own rules), and per-suite options (autoalign eval's)
+    data_dir: str | None = None
+    judge: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
     judge_agreement: bool = True
+    gate: GateConfig = Field(default_factory=GateConfig)  # the 3H gate (autoalign.gate): on by default
 
     @model_validator(mode="before")
     @classmethod
@@ -160,6 +170,16 @@ class EvalConfig(Strict):
             wrappers.append({"method": "best_of_n", "n": n, "reward_model": rm})
         data["wrappers"] = wrappers
         return data
+
+    @field_validator("suites")
+    @classmethod
+    def _known_suites(cls, v: list[str]) -> list[str]:
+        from autoalign.evaluate.runner import NAMES
+
+        for name in v:
+            if name.strip().lower().replace("-", "_") not in NAMES:
+                raise ValueError(f"unknown suite {name!r} (known: {', '.join(NAMES)})")
+        return v
 
     @field_validator("wrappers")
     @classmethod

@@ -177,3 +177,24 @@ def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float]) -> flo
     if not chosen:
         return 0.0
     return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(chosen)
+
+
+# ---- a judge's noise is not data --------------------------------------------------------------------------------
+CONSTANT_SPREAD = 0.01  # below this standard deviation of a round's scores, a judge looks constant: always warned
+
+
+def spread_check(values: Sequence[float | None], noise_floor: float) -> dict[str, Any]:
+    """How much a round's scores spread (population standard deviation of the valid ones, ``statistics.pstdev``)
+    and whether that clears ``noise_floor``: a signal emits no pair or target from scores that do not spread beyond
+    the floor the recipe sets, since their differences are the judge's noise, not a preference. A spread below
+    ``CONSTANT_SPREAD`` is warned about whatever the floor."""
+    import statistics
+
+    valid = [float(v) for v in values if v is not None and not math.isnan(v)]
+    sd = statistics.pstdev(valid) if len(valid) >= 2 else 0.0
+    out: dict[str, Any] = {"score_spread": round(sd, 6), "noise_floor": noise_floor,
+                           "below_noise_floor": sd < noise_floor}
+    if sd < CONSTANT_SPREAD:
+        out["warning"] = (f"the judge looks constant: its scores spread by {sd:.4f} (sd over {len(valid)} items), "
+                          f"below {CONSTANT_SPREAD}; its preferences are noise")
+    return out

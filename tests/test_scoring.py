@@ -135,3 +135,21 @@ def test_the_oracle_is_a_scorer_inside_evaluation():
     wrong = f"The answer is {int(t.truth['answer']) + 1}."
     scores = oracle([prompts[0], prompts[0], as_prompt("not a lab prompt")], [t.good, wrong, "x"])
     assert [s.value for s in scores] == [1.0, 0.0, None]
+
+
+def test_a_constant_judge_gives_no_data_and_a_warning():
+    from autoalign.scoring import spread_check
+    from autoalign.signals.model_feedback.llm_judge import LLMJudge
+    from tests.model_feedback.fakes import lab_prompt, samples_for, yes_prob_scorer
+
+    # the lab judge of issue 11: P(Yes) within 1e-4 of 0.4685 whatever the response
+    assert spread_check([0.4685, 0.4686, 0.4685], 0.0)["warning"].startswith("the judge looks constant")
+    assert spread_check([0.1, 0.9], 0.05) == {"score_spread": 0.4, "noise_floor": 0.05, "below_noise_floor": False}
+    p = lab_prompt(1)
+    samples = samples_for(p, ["short", "a much longer answer"])
+    flat = MockLM(reply="Yes", score=yes_prob_scorer(lambda r: 0.4685 + 1e-5 * len(r)), uri="mock:flat")
+    out = LLMJudge(noise_floor=0.01, min_gap=0.0)([p], samples, flat)
+    assert out.preferences == [] and out.stats["below_noise_floor"] and "warning" in out.stats
+    assert len(out.labels) == 2  # the verdicts are still recorded, for evaluation to measure
+    spread = MockLM(reply="Yes", score=yes_prob_scorer(lambda r: 0.9 if "longer" in r else 0.2), uri="mock:spread")
+    assert len(LLMJudge(noise_floor=0.01, min_gap=0.0)([p], samples, spread).preferences) == 1

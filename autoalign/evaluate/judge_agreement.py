@@ -27,7 +27,7 @@ import random
 from collections import defaultdict
 from typing import Sequence
 
-from autoalign.evaluate.common import rate
+from autoalign.evaluate.common import mean_metric, rate
 from autoalign.evaluate.oracle_scorer import OracleScorer
 from autoalign.evaluate.result import Metric, SuiteResult
 from autoalign.lab.oracle import Task, eval_items, grade_many
@@ -131,9 +131,16 @@ def judge_agreement(
             if name in found:
                 headline.append(name)
                 break
+        proxy = [lab.score for lab in mine if lab.kind == "unit"]  # the graded prompts' samples, as samples_correct
+        if proxy:  # the over-optimisation meter: what the signal's scorer says, beside what the oracle says
+            metrics[f"{signal}.proxy_score"] = mean_metric(
+                proxy, "signal", f"{signal}-scorer", True,
+                "the signal's own mean score of the round's samples (the proxy it optimises); compare samples_correct")
+            headline.append(f"{signal}.proxy_score")
     return SuiteResult(
         suite=SUITE, model=model, metrics=metrics,
-        config={"headline": headline or ["samples_correct"], "graded_prompts": len({s.prompt_id for s in graded}),
+        config={"headline": [*headline, "samples_correct"] if "samples_correct" in metrics else headline,
+                "graded_prompts": len({s.prompt_id for s in graded}),
                 "prompts": len(prompts), "breakdown": breakdown, "scorer": SCORER},
     )
 

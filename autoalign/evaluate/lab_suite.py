@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Sequence, cast
+from typing import Any, Callable, Sequence, cast
 
 from autoalign.evaluate.common import rate
 from autoalign.evaluate.result import Metric, MetricAxis, SuiteResult, Transcript
@@ -90,6 +90,65 @@ def _honest(rows: Sequence[_Row]) -> float | None:
 def _composite(rows: Sequence[_Row]) -> float | None:
     parts = [p for p in (_helpful(rows), _harmless(rows), _honest(rows)) if p is not None]
     return sum(parts) / len(parts) if parts else None
+
+
+# ---- paired comparison of two rounds on the same items (the 3H gate) ------------------------------------------
+@dataclass(frozen=True)
+class _Task:
+    family: str
+    kind: str
+    axis: str
+
+
+@dataclass(frozen=True)
+class _Grade:
+    correct: bool
+    refused: bool
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A graded item as the suite stores it (``config["items"]``), with the attribute shape of ``_Row``."""
+
+    task: _Task
+    grade: _Grade
+    confidence: float | None
+
+
+def item_table(rows: Sequence[_Row]) -> list[list]:
+    """What a round keeps of each graded item so a later round can be compared with it item by item:
+    ``[item_id, family, kind, axis, correct, refused, confidence]``."""
+    return [[item_id(r.task), r.task.family, r.task.kind, r.task.axis, int(r.grade.correct), int(r.grade.refused),
+             None if r.confidence is None else round(r.confidence, 6)] for r in rows]
+
+
+def _items(table: Sequence[Sequence]) -> dict[str, _Item]:
+    return {str(i): _Item(_Task(f, k, a), _Grade(bool(c), bool(rf)), conf) for i, f, k, a, c, rf, conf in table}
+
+
+def paired_change(kept: Sequence[Sequence], new: Sequence[Sequence], metric: str, seed: int = 0,
+                  resamples: int = 1000) -> tuple[float, float, float, int] | None:
+    """(change, lo, hi, n): ``metric`` (an axis score or ``composite``) of the new round minus the kept round's,
+    on the items both graded, with a paired percentile bootstrap 95% CI (items resampled together, so what the
+    two rounds share cancels). None when the metric is not an axis score or no item is shared."""
+    stats: dict[str, Callable[[Any], float | None]] = {"helpful": _helpful, "harmless": _harmless, "honest": _honest, "composite": _composite}
+    stat = stats.get(metric)
+    old_items, new_items = _items(kept), _items(new)
+    pairs = [(old_items[i], new_items[i]) for i in sorted(set(old_items) & set(new_items))]
+    if stat is None or not pairs:
+        return None
+    rows_old, rows_new = [p[0] for p in pairs], [p[1] for p in pairs]
+    base_old, base_new = stat(rows_old), stat(rows_new)
+    if base_old is None or base_new is None:
+        return None
+    change = base_new - base_old
+
+    def diff(sample: list) -> float:
+        a, b = stat([p[1] for p in sample]), stat([p[0] for p in sample])
+        return change if a is None or b is None else a - b
+
+    lo, hi = bootstrap_interval(pairs, diff, resamples=resamples, seed=seed)
+    return change, min(lo, change), max(hi, change), len(pairs)
 
 
 def _boot(rows: list[_Row], statistic, axis: MetricAxis, seed: int, higher_is_better: bool = True,
@@ -189,5 +248,6 @@ def evaluate_lab(
         transcripts=transcripts,
         config={"per_family": per_family, "seed": seed, "max_new_tokens": max_new_tokens, "split": "eval",
                 "families": families or FAMILIES, "headline": ["composite"], "breakdown": dict(breakdown),
+                "items": item_table(rows),
                 "confidence": "exp(summed token logprob of the greedy response)"},
     )

@@ -9,8 +9,9 @@ from typing import Any, Mapping, Sequence
 AXIS_NAMES = ("helpful", "harmless", "honest", "composite")
 
 
-def evaluate_suites(lm: Any, cfg: Any, suites: Sequence[str] | None = None) -> list:
-    """The lab suite directly; any other suite through the public-benchmark runner (imported lazily)."""
+def evaluate_suites(lm: Any, cfg: Any, suites: Sequence[str] | None = None, judge: Any = None) -> list:
+    """The lab suite directly; any other suite through the public-benchmark runner (imported lazily), with the
+    recipe's data directory, suite options and ``judge`` (an LM, for judged suites)."""
     suites = list(cfg.suites if suites is None else suites)
     results = []
     others = [s for s in suites if s != "lab"]
@@ -21,7 +22,9 @@ def evaluate_suites(lm: Any, cfg: Any, suites: Sequence[str] | None = None) -> l
     if others:
         from autoalign.evaluate.runner import run_suites
 
-        results.extend(run_suites(lm, others, limit=cfg.limit, data_dir=None, seed=cfg.seed))
+        data_dir = Path(cfg.data_dir).expanduser() if getattr(cfg, "data_dir", None) else None
+        results.extend(run_suites(lm, others, limit=cfg.limit, data_dir=data_dir, seed=cfg.seed, judge=judge,
+                                  options=dict(getattr(cfg, "options", None) or {})))
     return results
 
 
@@ -68,6 +71,13 @@ class RoundEvaluation:
         self.wrappers = run.wrappers
         self.replacing = next((w for w in self.wrappers if w.role == "replace"), None)
         self.eval = run.recipe.eval
+        self._judge: Any = None
+
+    def judge(self) -> Any:
+        """``eval.judge`` loaded once (None: the judged suites use their rules)."""
+        if self.eval.judge and self._judge is None:
+            self._judge = self.run.models.load(self.eval.judge)
+        return self._judge
 
     # ---- WrapperEnv -------------------------------------------------------------------------------------------
     def load_aux(self, uri: str) -> Any:
@@ -100,7 +110,10 @@ class RoundEvaluation:
         if stage.is_done(key):
             return read_json(stage.dir / "results.json")
         self.run.console.print(f"round {k}: evaluating {uri} on {', '.join(suites)}")
-        dumped = [res.model_dump() for res in evaluate_suites(CachedLM(lm, self.run.cache), self.eval, suites)]
+        suites = self._available(suites)
+        judge = self.judge() if any(s != "lab" for s in suites) else None
+        judge = CachedLM(judge, self.run.cache) if judge is not None else None
+        dumped = [res.model_dump() for res in evaluate_suites(CachedLM(lm, self.run.cache), self.eval, suites, judge)]
         write_json(stage.dir / "results.json", dumped)
         stage.finish(key, self.eval.model_dump(), inputs, {"suites": len(dumped)})
         for res in dumped:
@@ -108,6 +121,25 @@ class RoundEvaluation:
                 if axis in res["metrics"]:
                     self._print(f"{res['suite']}.{axis}", res["metrics"][axis])
         return dumped
+
+    def _available(self, suites: list[str]) -> list[str]:
+        """The suites to run: public ones need the benchmark data; when the recipe names no ``eval.data_dir`` and
+        none is found ($AUTOALIGN_DATA, ../shared/data), they are left out with a warning (so the demo runs on a
+        machine without the data); a ``data_dir`` the recipe names must exist."""
+        public = [s for s in suites if s != "lab"]
+        if not public or self.eval.data_dir:
+            return suites
+        from autoalign.errors import UserError
+        from autoalign.evaluate.data import resolve_data_dir
+
+        try:
+            resolve_data_dir(None)
+        except UserError as exc:
+            if not getattr(self, "_warned", False):
+                self.run.console.print(f"[bold yellow]warning[/] public suites {', '.join(public)} left out: {exc}")
+                self._warned = True
+            return [s for s in suites if s == "lab"]
+        return suites
 
     def _print(self, name: str, m: dict) -> None:
         self.run.console.print(f"  {name} = {m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] (n={m['n']})")

@@ -341,6 +341,32 @@ def _lines_section(rounds: list[dict]) -> str:
     return "<h2>Metrics over rounds</h2><div class='charts'>" + "".join(charts) + "</div>"
 
 
+def gate_section(rounds: list[dict], final: dict | None) -> str:
+    """Which rounds the 3H gate kept, and for a rejected one, which figures fell beyond their noise."""
+    decided = [r for r in rounds if r.get("gate")]
+    if not decided:
+        return ""
+    rows = []
+    for rnd in decided:
+        g = rnd["gate"]
+        fell = [c for c in g.get("comparisons", []) if c.get("fell")]
+        what = ("; ".join(f"{escape(c['suite'])}.{escape(c['metric'])} {_num(c['kept'])} → {_num(c['new'])} "
+                          f"(change {c['change']:+.3f}, 95% CI [{c['lo']:+.3f}, {c['hi']:+.3f}], {escape(c['test'])})"
+                          for c in fell) if fell else
+                f"no figure fell beyond its noise ({len(g.get('comparisons', []))} compared)")
+        verdict = "<b>kept</b>" if g.get("kept") else "<b style='color:#b00'>rejected</b>"
+        rows.append(f"<tr><td>round {int(rnd['round'])}</td><td>round {int(g.get('against_round', 0))}</td>"
+                    f"<td>{verdict}</td><td>{what}</td></tr>")
+    rejected = [int(r["round"]) for r in decided if not r["gate"].get("kept")]
+    lead = (f"<p class='note'>Rounds {', '.join(map(str, rejected))} were not kept: each lost a figure beyond its "
+            "noise against the last kept policy, and the next round started from that policy.</p>" if rejected else
+            "<p class='note'>Every round was kept.</p>")
+    if final is not None:
+        lead += f"<p class='note'>Final policy: round {int(final.get('round', 0))} ({escape(str(final.get('model')))}).</p>"
+    return ("<h2>3H gate</h2>" + lead + "<table><tr><th>round</th><th>against</th><th>decision</th>"
+            "<th>figures that fell</th></tr>" + "".join(rows) + "</table>")
+
+
 def render_run(data: dict) -> str:
     rounds = data["rounds"]
     run = str(data.get("run", "run"))
@@ -351,7 +377,8 @@ def render_run(data: dict) -> str:
     first, last = rounds[0], rounds[-1]
     body = (f"<h1>{escape(title)}</h1><p class='meta'>{len(rounds)} evaluated rounds · "
             f"policy: {escape(str(first.get('model', '')))} → {escape(str(last.get('model', '')))} · {_stamp()}</p>"
-            + overview(series, columns, "rounds") + _lines_section(rounds)
+            + overview(series, columns, "rounds") + gate_section(rounds, data.get("final"))
+            + _lines_section(rounds)
             + before_after_section(first["results"], last["results"], series[0], series[-1])
             + suites_section(series, columns)
             + transcripts_section(series[-1:], columns[-1:])

@@ -50,7 +50,10 @@ def test_pairwise_pointwise_and_training_data_agreement(arithmetic):
     # the third pair is two wrong answers: the oracle does not separate it
     assert m["j.pair_correct"].value == pytest.approx(1 / 2) and m["j.pair_correct"].n == 2
     assert 0.0 <= m["j.judge_pairwise"].lo <= 1 / 3 <= m["j.judge_pairwise"].hi <= 1.0
-    assert res.config["headline"] == ["j.judge_pairwise"] and res.config["graded_prompts"] == 2
+    assert res.config["headline"] == ["j.judge_pairwise", "j.proxy_score", "samples_correct"]
+    assert res.config["graded_prompts"] == 2
+    # the over-optimisation meter: the judge's own mean score (0.9 + 0.2 + 0.95 + 0.4 + 0.4) / 5 beside the oracle's
+    assert m["j.proxy_score"].value == pytest.approx(0.57) and m["j.proxy_score"].axis == "signal"
 
 
 def test_pairwise_verdicts_and_revisions(arithmetic):

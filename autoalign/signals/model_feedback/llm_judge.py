@@ -11,6 +11,7 @@ from typing import Any, Callable, Literal, Sequence
 
 from autoalign.models.base import LM
 from autoalign.records import Prompt, Sample
+from autoalign.scoring import spread_check
 from autoalign.signals.base import SignalResult, StageContext
 from autoalign.signals.model_feedback.common import (
     ModelRef,
@@ -48,6 +49,7 @@ class LLMJudge:
         output: Literal["dpo", "sft", "both"] = "dpo",
         min_gap: float = 0.1,
         sft_threshold: float = 0.5,
+        noise_floor: float = 0.0,
         seed: int = 0,
         load_lm: Callable | None = None,
     ):
@@ -62,7 +64,7 @@ class LLMJudge:
         self.judge_options: dict[str, Any] = dict(format=format, mode=mode, samples=samples, temperature=temperature,
                                                   max_new_tokens=max_new_tokens, seed=seed, normalise=normalise)
         self.principles, self.output, self.min_gap, self.sft_threshold = principles, output, min_gap, sft_threshold
-        self.seed = seed
+        self.seed, self.noise_floor = seed, noise_floor
 
     def make_judge(self, policy: LM) -> PointwiseJudge:
         return PointwiseJudge(self.judge.get(policy), self.constitution, **self.judge_options)
@@ -75,7 +77,11 @@ class LLMJudge:
         stats: dict = {**tally([x.verdict for x in scored]), "judge": judge.lm.uri}
         valid = [x.verdict.value for x in scored if x.verdict.value is not None]
         stats["mean_score"] = round(sum(valid) / len(valid), 4) if valid else None
+        stats.update(spread_check(valid, self.noise_floor))
         result = SignalResult(labels=labels)
+        if stats["below_noise_floor"]:  # the judge's differences are noise: no pair, no target
+            result.stats = {**stats, "pairs": 0, "sft": 0}
+            return result
         if self.output in ("dpo", "both"):
             prefs, reasons = best_vs_worst(scored, prompts, self.name, self.min_gap)
             result.preferences.extend(prefs)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Literal, Sequence
 from autoalign.errors import UserError
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample, SFTExample, preference_rows, stable_id
-from autoalign.scoring import top_k
+from autoalign.scoring import spread_check, top_k
 from autoalign.signals.base import Artifact, SignalResult, StageContext
 from autoalign.signals.model_feedback.common import (
     ModelRef,
@@ -100,6 +100,7 @@ class RAFT:
         min_gap: float = 0.2,
         pairs_per_prompt: int = 4,
         heldout: float = 0.1,
+        noise_floor: float = 0.0,
         rm_base: str = "policy",
         rm_epochs: float = 2.0,
         rm_learning_rate: float = 1e-4,
@@ -123,6 +124,7 @@ class RAFT:
         self.constitution = constitution_from(constitution)
         self.judge_mode, self.judge_samples, self.principles = judge_mode, judge_samples, principles
         self.min_gap, self.pairs_per_prompt, self.heldout = min_gap, pairs_per_prompt, heldout
+        self.noise_floor = noise_floor
         self.rm_train: dict[str, Any] = dict(epochs=rm_epochs, learning_rate=rm_learning_rate,
                                              batch_size=rm_batch_size, max_length=rm_max_length)
         self.seed = seed
@@ -161,7 +163,12 @@ class RAFT:
         if base_path is None:
             raise UserError(f"raft rm_base {self.rm_base.spec!r}: the model has no local weights to start a reward model from")
         stats: dict[str, Any] = {"ai_pairs": len(train), "ai_pairs_heldout": len(held),
-                                 **tally([x.verdict for x in scored])}
+                                 **tally([x.verdict for x in scored]),
+                                 **spread_check([x.verdict.value for x in scored], self.noise_floor)}
+        if stats["below_noise_floor"]:
+            raise UserError(f"raft: the judge's scores spread by {stats['score_spread']:.4f}, below the recipe's "
+                            f"noise_floor {self.noise_floor}: no reward model can be trained on its noise "
+                            "(use a judge that knows better, e.g. signals.N.params.judge=URI)")
         if len(train) < 2:
             raise UserError(f"raft: only {len(train)} AI preference pairs to train a reward model on "
                             "(use more prompts or samples, or a smaller signals.N.params.min_gap)")

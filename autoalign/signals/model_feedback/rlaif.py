@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal, Sequence
 
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample
+from autoalign.scoring import spread_check
 from autoalign.signals.base import SignalResult, StageContext
 from autoalign.signals.model_feedback.common import (
     ModelRef,
@@ -79,6 +80,7 @@ class RLAIF:
         pairs_per_prompt: int = 1,
         tie_margin: float = 0.1,
         min_gap: float = 0.1,
+        noise_floor: float = 0.0,
         principles: Literal["axis", "any"] = "axis",
         constitution: str | None = None,
         seed: int = 0,
@@ -99,7 +101,7 @@ class RLAIF:
         self.ask: dict[str, Any] = dict(samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
                                         seed=seed)
         self.pairs_per_prompt, self.tie_margin, self.min_gap = pairs_per_prompt, tie_margin, min_gap
-        self.principles, self.seed = principles, seed
+        self.principles, self.seed, self.noise_floor = principles, seed, noise_floor
 
     def _pointwise(self, lm: LM) -> PointwiseJudge:
         return PointwiseJudge(lm, self.constitution, format=self.format, mode=self.judge_mode, **self.ask)
@@ -112,7 +114,10 @@ class RLAIF:
             scored = score_samples(judge, prompts, samples, self.seed, self.principles)
             prefs, reasons = best_vs_worst(scored, prompts, self.name, self.min_gap)
             stats = {**tally([x.verdict for x in scored]), "judge": lm.uri, "pairs": len(prefs),
-                     **{f"no_pair_{k}": v for k, v in reasons.items()}}
+                     **{f"no_pair_{k}": v for k, v in reasons.items()},
+                     **spread_check([x.verdict.value for x in scored], self.noise_floor)}
+            if stats["below_noise_floor"]:  # the judge's differences are noise: no pair
+                prefs, stats["pairs"] = [], 0
             return SignalResult(labels=[judge_label(x, self.name, lm.uri) for x in scored], preferences=prefs,
                                 stats=stats)
         return self._pairwise(prompts, samples, lm)
@@ -141,7 +146,11 @@ class RLAIF:
                                         rejected=lose.text, signal=self.name,
                                         margin=abs(2.0 * v.p_a - 1.0)))  # type: ignore[operator]
         judged = [v for v in verdicts if v.p_a is not None]
-        stats = {"judge": lm.uri, "compare": self.compare, "pairs_judged": len(jobs), "pairs": len(prefs),
+        # P(a better) spreads around 1/2 when the judge prefers anything; a constant judge gives 1/2 throughout
+        noise = spread_check([v.p_a for v in judged] + [1.0 - v.p_a for v in judged], self.noise_floor)  # type: ignore[operator]
+        if noise["below_noise_floor"]:
+            prefs = []
+        stats = {**noise, "judge": lm.uri, "compare": self.compare, "pairs_judged": len(jobs), "pairs": len(prefs),
                  "ties": outcomes["tie"], "unparseable": outcomes["unparseable"],
                  "position_consistent": (round(sum(v.consistent for v in judged) / len(judged), 4)
                                          if judged and self.compare == "ab" else None),
