@@ -1,4 +1,4 @@
-"""The command line: run, demo, eval, report, lab pretrain, recipes.
+"""The command line: run, demo, eval, report, lab pretrain, lab headroom, recipes.
 
 A user's mistake (UserError) prints one line naming the field or file and exits with code 2, never a traceback.
 """
@@ -162,6 +162,45 @@ def lab_pretrain(size: Annotated[str, typer.Argument(help="tiny or small")]):
     if size not in LAB_SIZES:
         raise UserError(f"lab size {size!r}: unknown (known: {', '.join(LAB_SIZES)})")
     typer.echo(str(ensure_lab_model(size)))
+
+
+@lab_app.command("headroom")
+def lab_headroom(
+    size: Annotated[str, typer.Argument(help="lab base model: lab:tiny or lab:small (or tiny, small)")],
+    prompts: Annotated[int, typer.Option(help="train-split lab prompts (the demo's: 240)")] = 240,
+    samples: Annotated[int, typer.Option(help="samples per prompt for rejection sampling (the demo's: 8)")] = 8,
+    per_family: Annotated[int, typer.Option(help="lab suite: eval items per task family / kind")] = 40,
+    out: Annotated[Optional[Path], typer.Option(help="output directory (default runs/headroom-SIZE)")] = None,
+    seed: Annotated[int, typer.Option(help="draws the train prompts, seeds sampling and training")] = 0,
+    eval_seed: Annotated[int, typer.Option(help="draws the lab suite's eval items (as autoalign eval)")] = 1234,
+    epochs: Annotated[float, typer.Option(help="SFT epochs (recipes/demo.yaml: 2)")] = 2.0,
+    learning_rate: Annotated[float, typer.Option(help="SFT learning rate (recipes/demo.yaml: 3e-4)")] = 3e-4,
+    batch_size: Annotated[int, typer.Option(help="SFT batch size (recipes/demo.yaml: 16)")] = 16,
+):
+    """What a perfect signal could gain: the lab suite (composite, each axis, 95% CIs) of the base model, of SFT on
+    the oracle's answers, and of rejection sampling under the oracle; writes OUT/headroom.json."""
+    from autoalign.lab.pretrain import LAB_SIZES
+
+    name = size.removeprefix("lab:")
+    if name not in LAB_SIZES:
+        raise UserError(f"lab size {size!r}: unknown (known: {', '.join(f'lab:{s}' for s in LAB_SIZES)})")
+    for flag, value in (("--prompts", prompts), ("--samples", samples), ("--per-family", per_family),
+                        ("--batch-size", batch_size)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1 (got {value})")
+    for flag, real in (("--epochs", epochs), ("--learning-rate", learning_rate)):
+        if not real > 0:
+            raise UserError(f"{flag} must be positive (got {real})")
+    from autoalign.evaluate.headroom import headroom_table, measure_headroom
+    from autoalign.lab.pretrain import ensure_lab_model
+
+    out_dir = out if out is not None else Path("runs") / f"headroom-{name}"
+    report = measure_headroom(ensure_lab_model(name), out_dir, uri=f"lab:{name}", prompts=prompts, samples=samples,
+                              per_family=per_family, seed=seed, eval_seed=eval_seed, epochs=epochs,
+                              learning_rate=learning_rate, batch_size=batch_size,
+                              log=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True))
+    Console().print(headroom_table(report))
+    console.print(f"[bold green]headroom[/] {out_dir / 'headroom.json'} ({report['seconds']['total']:.0f}s)")
 
 
 def _error(message: str) -> None:

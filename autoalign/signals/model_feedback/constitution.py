@@ -92,7 +92,7 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"constitution {path}: file not found")
-    from autoalign.recipe import read_yaml_file  # here: recipe.py imports the signals' configs
+    from autoalign.yaml_input import read_yaml_file
 
     data = read_yaml_file(p, f"constitution {path}")  # UTF-8, bounded size and alias expansion, one-line errors
     if not isinstance(data, dict):

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import pytest
 import typer
 
-from autoalign import recipe as recipe_module
+from autoalign import yaml_input as recipe_module  # the bounds live where user YAML is read
 from autoalign.cli import run_cli
 from autoalign.errors import UserError
 from autoalign.recipe import load_recipe
