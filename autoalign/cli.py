@@ -199,7 +199,8 @@ def lab_headroom(
                               per_family=per_family, seed=seed, eval_seed=eval_seed, epochs=epochs,
                               learning_rate=learning_rate, batch_size=batch_size,
                               log=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True))
-    Console().print(headroom_table(report))
+    # on a terminal rich fits the table to it; in a log or a pipe (80 columns by default) it keeps one line a row
+    Console(width=None if sys.stdout.isatty() else 160).print(headroom_table(report))
     console.print(f"[bold green]headroom[/] {out_dir / 'headroom.json'} ({report['seconds']['total']:.0f}s)")
 
 

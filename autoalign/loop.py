@@ -24,7 +24,7 @@ from autoalign.models.base import Sampling
 from autoalign.models.pool import ModelPool
 from autoalign.recipe import Recipe, save_resolved
 from autoalign.records import Label, Preference, Prompt, Sample, SFTExample, preference_rows, sft_rows
-from autoalign.screen import screen
+from autoalign.screen import drop_reasons, screen
 from autoalign.signals.base import Artifact, SignalResult, StageContext
 from autoalign.signals.catalog import build_signal
 from autoalign.store import CachedLM, CallCache, Stage, chunks, hash_json, sha256_file, write_json
@@ -203,20 +203,10 @@ class Run:
         self.console.print(f"round {k}: training ({phases}) on {len(sft)} SFT examples, {len(prefs)} pairs")
         if screened.dropped:
             self.console.print(f"round {k}: screen dropped {len(screened.dropped)} rows "
-                               f"({', '.join(f'{k_}: {v}' for k_, v in _reasons(screened.counts).items())})")
+                               f"({', '.join(f'{k_}: {v}' for k_, v in drop_reasons(screened.counts).items())})")
         stage.write("screened_out", screened.dropped)
         metrics = train_round(policy_path, sft, prefs, stage.dir, r.train, seed=derive_seed(r.seed, "train", k))
         new_uri = f"hf:{(stage.dir / 'model').resolve()}" if metrics.get("trained") else policy_uri
         stage.finish(key, r.train.model_dump(), inputs, {"sft": len(sft), "preferences": len(prefs)},
                      extra={"policy": new_uri, "metrics": metrics, "screen": screened.counts})
         return new_uri
-
-
-def _reasons(counts: dict[str, dict[str, int]]) -> dict[str, int]:
-    """Dropped rows by reason, over SFT examples and pairs."""
-    out: dict[str, int] = {}
-    for per_kind in counts.values():
-        for reason, n in per_kind.items():
-            if reason not in ("kept", "kept_refusals"):
-                out[reason] = out.get(reason, 0) + n
-    return out

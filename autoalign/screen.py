@@ -124,3 +124,13 @@ def screen(sft: Sequence[SFTExample], preferences: Sequence[Preference], cfg: Sc
         if cfg.refusals == "count" and is_refusal(p.chosen):
             counts["preferences"]["kept_refusals"] = counts["preferences"].get("kept_refusals", 0) + 1
     return Screened(sft=kept_sft, preferences=kept_prefs, counts=counts, dropped=dropped)
+
+
+def drop_reasons(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Dropped rows by reason, over SFT examples and pairs (for the console line)."""
+    out: dict[str, int] = {}
+    for per_kind in counts.values():
+        for reason, n in per_kind.items():
+            if reason not in ("kept", "kept_refusals"):
+                out[reason] = out.get(reason, 0) + n
+    return out

@@ -205,7 +205,7 @@ def headroom_table(report: dict):
     table.add_column("")
     for col in COLUMNS:
         table.add_column(col, justify="right")
-    for name, row in report["rows"].items():
+    for row in report["rows"].values():
         table.add_row(row["label"], *(_cell(row["metrics"].get(col)) for col in COLUMNS))
     for name, gains in report["gains"].items():
         cells = []

@@ -341,6 +341,36 @@ def _lines_section(rounds: list[dict]) -> str:
     return "<h2>Metrics over rounds</h2><div class='charts'>" + "".join(charts) + "</div>"
 
 
+def overoptimisation_section(rounds: list[dict]) -> str:
+    """Per signal with a scorer: the score it optimised (its proxy, ``<signal>.proxy_score``) and the oracle's
+    verdict on the same samples (``samples_correct``), over rounds, in one chart: a proxy that climbs while the
+    oracle's figure stays or falls is reward hacking, visible when it starts."""
+    signals: list[str] = []
+    for rnd in rounds:
+        for r in rnd["results"]:
+            if r.suite == "judge_agreement":
+                signals += [n[: -len(".proxy_score")] for n in r.metrics
+                            if n.endswith(".proxy_score") and n[: -len(".proxy_score")] not in signals]
+    if not signals:
+        return ""
+    charts = []
+    for k, sig in enumerate(signals):
+        xs, proxy, oracle = [], [], []
+        for rnd in rounds:
+            res = next((r for r in rnd["results"] if r.suite == "judge_agreement"), None)
+            if res is None:
+                continue
+            xs.append(int(rnd["round"]))
+            for name, out in ((f"{sig}.proxy_score", proxy), ("samples_correct", oracle)):
+                m = res.metrics.get(name)
+                out.append(None if m is None else Bar(m.value, m.lo, m.hi, f"n={m.n}"))
+        charts.append("<div class='card'>" + line_chart(f"{sig}: proxy vs oracle", xs, ["proxy score", "oracle"],
+                                                          [proxy, oracle], (0.0, 1.0), f"overopt-{k}") + "</div>")
+    return ("<h2>Over-optimisation: what the signal optimised vs the oracle</h2><p class='note'>The proxy is the "
+            "signal's own mean score of the round's samples; the oracle line is the share of those samples the lab "
+            "oracle grades correct.</p><div class='charts'>" + "".join(charts) + "</div>")
+
+
 def gate_section(rounds: list[dict], final: dict | None) -> str:
     """Which rounds the 3H gate kept, and for a rejected one, which figures fell beyond their noise."""
     decided = [r for r in rounds if r.get("gate")]
@@ -358,8 +388,8 @@ def gate_section(rounds: list[dict], final: dict | None) -> str:
         rows.append(f"<tr><td>round {int(rnd['round'])}</td><td>round {int(g.get('against_round', 0))}</td>"
                     f"<td>{verdict}</td><td>{what}</td></tr>")
     rejected = [int(r["round"]) for r in decided if not r["gate"].get("kept")]
-    lead = (f"<p class='note'>Rounds {', '.join(map(str, rejected))} were not kept: each lost a figure beyond its "
-            "noise against the last kept policy, and the next round started from that policy.</p>" if rejected else
+    lead = (f"<p class='note'>Not kept: round {', '.join(map(str, rejected))}. A rejected round lost a figure "
+            "beyond its noise against the last kept policy; the next round started from that policy.</p>" if rejected else
             "<p class='note'>Every round was kept.</p>")
     if final is not None:
         lead += f"<p class='note'>Final policy: round {int(final.get('round', 0))} ({escape(str(final.get('model')))}).</p>"
@@ -378,7 +408,7 @@ def render_run(data: dict) -> str:
     body = (f"<h1>{escape(title)}</h1><p class='meta'>{len(rounds)} evaluated rounds · "
             f"policy: {escape(str(first.get('model', '')))} → {escape(str(last.get('model', '')))} · {_stamp()}</p>"
             + overview(series, columns, "rounds") + gate_section(rounds, data.get("final"))
-            + _lines_section(rounds)
+            + _lines_section(rounds) + overoptimisation_section(rounds)
             + before_after_section(first["results"], last["results"], series[0], series[-1])
             + suites_section(series, columns)
             + transcripts_section(series[-1:], columns[-1:])
