@@ -355,7 +355,9 @@ def overoptimisation_section(rounds: list[dict]) -> str:
         return ""
     charts = []
     for k, sig in enumerate(signals):
-        xs, proxy, oracle = [], [], []
+        xs: list[int] = []
+        proxy: list[Bar | None] = []
+        oracle: list[Bar | None] = []
         for rnd in rounds:
             res = next((r for r in rnd["results"] if r.suite == "judge_agreement"), None)
             if res is None:
