@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,27 @@ from typing import Any
 from pydantic import ValidationError
 
 from autoalign.errors import UserError
-from autoalign.records import Prompt
+from autoalign.records import Prompt, stable_id
 
 
 def lab_source(cfg: Any, seed: int) -> list[Prompt]:
     from autoalign.lab.prompts import lab_prompts
 
     return lab_prompts(cfg.count, seed=seed, families=cfg.families, split="train")
+
+
+def _as_prompt_row(row: object) -> object:
+    """A ``records.Prompt`` row as it is, or a plain TRL prompt row (``{"messages": [...]}`` or ``{"prompt":
+    "..."}`` / ``{"prompt": [...]}``) given the id a hash of its text, so a user's TRL dataset reads as it is."""
+    if not isinstance(row, dict) or "id" in row:
+        return row
+    messages = row.get("messages", row.get("prompt"))
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    if isinstance(messages, list) and messages and messages[-1].get("role") == "assistant":
+        messages = messages[:-1]  # a conversation with its answer: the prompt is what comes before it
+    rest = {k: v for k, v in row.items() if k not in ("messages", "prompt", "completion")}
+    return {"id": stable_id(json.dumps(messages, sort_keys=True)), "messages": messages, "source": "file", **rest}
 
 
 def read_prompt_file(path: str | Path) -> list[Prompt]:
@@ -32,7 +47,9 @@ def read_prompt_file(path: str | Path) -> list[Prompt]:
         if not line.strip():
             continue
         try:
-            rows.append(Prompt.model_validate_json(line))
+            rows.append(Prompt.model_validate(_as_prompt_row(json.loads(line))))
+        except json.JSONDecodeError as err:
+            raise UserError(f"prompts file {path}: line {n}: not JSON ({err.msg})") from None
         except ValidationError as err:
             first = err.errors()[0]
             loc = ".".join(str(x) for x in first["loc"]) or "(row)"
