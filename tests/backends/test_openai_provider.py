@@ -218,4 +218,5 @@ def test_logprobs_via_echo_match_the_hf_provider(backend_model_dir, one_torch_th
     finally:
         server.stop()
     want = HFModel(backend_model_dir).logprobs(prompts, conts)
+    assert len(got) == len(want) == 4
     assert all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-4) for a, b in zip(got, want)), (got, want)

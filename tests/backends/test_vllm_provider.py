@@ -51,6 +51,7 @@ def test_greedy_and_scores_match_the_hf_provider(fake, backend_model_dir):
             assert math.isclose(a[0].logprob, b[0].logprob, rel_tol=1e-4, abs_tol=1e-4)
     conts = [" world", "the answer is 42.", " I don't know."]
     scores = lm.logprobs(PROMPTS, conts)
+    assert len(scores) == len(PROMPTS)
     assert all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-4) for a, b in zip(scores, hf.logprobs(PROMPTS, conts)))
 
 
@@ -80,7 +81,9 @@ def test_real_vllm_on_a_gpu(backend_model_dir):
     lm = load_lm(f"vllm:{backend_model_dir}", gpu_memory_utilization=0.3, enforce_eager=True)
     hf = HFModel(backend_model_dir)
     conts = [" world", "the answer is 42.", " I don't know."]
-    for a, b in zip(lm.logprobs(PROMPTS, conts), hf.logprobs(PROMPTS, conts)):
+    got = lm.logprobs(PROMPTS, conts)
+    assert len(got) == len(PROMPTS)
+    for a, b in zip(got, hf.logprobs(PROMPTS, conts)):
         assert math.isclose(a, b, rel_tol=2e-2, abs_tol=5e-2)
     out = lm.generate(PROMPTS, Sampling(n=4, temperature=1.0, max_new_tokens=8, seed=1))
     assert [len(cs) for cs in out] == [4, 4, 4]

@@ -87,6 +87,7 @@ def test_recipe_signal_runs_on_lab_tiny(name, tiny_round, tiny_lm):
     signal = build(cfg.method, params, lambda uri, **o: tiny_lm)
     out = signal(prompts, samples, tiny_lm)
     assert len(out.labels) > 0 and out.stats
+    assert out.sft or out.preferences, "the signal gave no training data to check"
     for ex in out.sft:
         assert ex.messages[-1]["role"] == "assistant"
     for pref in out.preferences:

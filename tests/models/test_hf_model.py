@@ -19,6 +19,7 @@ PROMPTS = ["hello", [{"role": "user", "content": "hello world"}], [{"role": "use
 
 
 def same_completions(a, b) -> bool:
+    assert a and len(a) == len(b), "nothing to compare"
     return [[(c.text, c.finish_reason, c.num_tokens) for c in x] for x in a] == [
         [(c.text, c.finish_reason, c.num_tokens) for c in x] for x in b
     ] and all(abs(c.logprob - d.logprob) < 1e-3 for x, y in zip(a, b) for c, d in zip(x, y))
@@ -56,6 +57,7 @@ def test_greedy_is_deterministic_and_matches_argmax(model_dir):
 def test_logprobs_equal_a_manual_sum(model_dir):
     lm = HFModel(model_dir, batch_size=2)
     got = lm.logprobs(["hello", "hello world", "x"], [" world", " the answer", " y"])
+    assert len(got) == 3
     for prompt, cont, value in zip(["hello", "hello world", "x"], [" world", " the answer", " y"], got):
         head = lm.tokenizer(prompt)["input_ids"]
         tail = lm.tokenizer(cont, add_special_tokens=False)["input_ids"]
@@ -75,7 +77,7 @@ def test_choice_logprobs_read_single_token_choices_from_one_pass(model_dir):
     prompts = ["hello", [{"role": "user", "content": "hello world"}], "x y z w"]
     fast = lm.choice_logprobs(prompts, singles)
     slow = lm.logprobs([p for p in prompts for _ in singles], singles * len(prompts))
-    assert [len(r) for r in fast] == [2, 2, 2]
+    assert [len(r) for r in fast] == [2, 2, 2] and len(slow) == 6
     for got, want in zip([v for row in fast for v in row], slow):
         assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4)
     multi = lm.choice_logprobs(prompts[:1], ["hello world", singles[0]])  # falls back to scored rows
