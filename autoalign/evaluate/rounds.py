@@ -116,10 +116,11 @@ class RoundEvaluation:
         dumped = [res.model_dump() for res in evaluate_suites(CachedLM(lm, self.run.cache), self.eval, suites, judge)]
         write_json(stage.dir / "results.json", dumped)
         stage.finish(key, self.eval.model_dump(), inputs, {"suites": len(dumped)})
-        for res in dumped:
-            for axis in AXIS_NAMES:
-                if axis in res["metrics"]:
-                    self._print(f"{res['suite']}.{axis}", res["metrics"][axis])
+        for res in dumped:  # each suite's axis scores, or its headline figures when it has none
+            names = [a for a in AXIS_NAMES if a in res["metrics"]] or [
+                n for n in res.get("config", {}).get("headline", []) if n in res["metrics"]]
+            for name in names:
+                self._print(f"{res['suite']}.{name}", res["metrics"][name])
         return dumped
 
     def _available(self, suites: list[str]) -> list[str]:
