@@ -120,7 +120,7 @@ def test_the_old_shorthand_trains_with_exactly_the_old_hyperparameters(flat, tmp
     assert got == _old_trainer_kwargs(flat)
     # and the phases it folds into validate back to themselves (the saved recipe keeps phases only)
     dumped = cfg.model_dump()
-    assert set(dumped) == {"phases", "launcher", "num_processes", "accelerate_config"}
+    assert set(dumped) == {"phases", "screen", "launcher", "num_processes", "accelerate_config"}
     assert TrainConfig.model_validate(dumped).model_dump() == dumped
 
 
