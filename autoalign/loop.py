@@ -76,7 +76,7 @@ class Run:
             samples = self.sample(k, policy_uri, prompts)
             result = self.apply_signals(k, policy_uri, prompts, samples)
             agreement = ev.agreement(k, policy_uri, prompts, samples, result, derive_seed(r.seed, "prompts", k))
-            trained = self.train(k, policy_uri, result)
+            trained = self.train(k, policy_uri, result, prompts)
             results = ev.evaluate(k, trained)
             decision = (gate.decide(rounds[kept]["results"], results, r.eval.gate, kept, seed=r.eval.seed)
                         if r.eval.gate.enabled else None)
@@ -186,7 +186,8 @@ class Run:
         merged.stats = stats
         return merged
 
-    def train(self, k: int, policy_uri: str, data: SignalResult) -> str:
+    def train(self, k: int, policy_uri: str, data: SignalResult, prompts: list[Prompt] | None = None) -> str:
+        """Train on the round's signal data and, for the phases that consume them (online RL), its prompts."""
         from autoalign.train.run import train_round
 
         r = self.recipe
@@ -194,18 +195,24 @@ class Run:
         screened = screen(data.sft, data.preferences, r.train.screen)
         sft, prefs = sft_rows(screened.sft), preference_rows(screened.preferences)
         inputs = {"policy": self.models.lm(policy_uri).fingerprint(), "sft": hash_json(sft), "preferences": hash_json(prefs)}
+        rl_prompts = None  # in the key only when a phase consumes them, so other runs' keys stay as they were
+        if prompts is not None and any(p.consumes == "prompts" for p in r.train.phases):
+            rl_prompts = [p.model_dump() for p in prompts]
+            inputs["prompts"] = hash_json(rl_prompts)
         key = hash_json([r.train.model_dump(), r.seed, k, inputs])
         if stage.is_done(key):
             return (stage.manifest() or {})["policy"]
         policy_path = self.models.local_path(policy_uri)
         self.models.release()  # free the sampler's copy and the Ray replicas before training
         phases = r.train.chain
-        self.console.print(f"round {k}: training ({phases}) on {len(sft)} SFT examples, {len(prefs)} pairs")
+        on_prompts = f", {len(rl_prompts)} prompts" if rl_prompts is not None else ""
+        self.console.print(f"round {k}: training ({phases}) on {len(sft)} SFT examples, {len(prefs)} pairs{on_prompts}")
         if screened.dropped:
             self.console.print(f"round {k}: screen dropped {len(screened.dropped)} rows "
                                f"({', '.join(f'{k_}: {v}' for k_, v in drop_reasons(screened.counts).items())})")
         stage.write("screened_out", screened.dropped)
-        metrics = train_round(policy_path, sft, prefs, stage.dir, r.train, seed=derive_seed(r.seed, "train", k))
+        metrics = train_round(policy_path, sft, prefs, stage.dir, r.train, seed=derive_seed(r.seed, "train", k),
+                              prompts=rl_prompts)
         new_uri = f"hf:{(stage.dir / 'model').resolve()}" if metrics.get("trained") else policy_uri
         stage.finish(key, r.train.model_dump(), inputs, {"sft": len(sft), "preferences": len(prefs)},
                      extra={"policy": new_uri, "metrics": metrics, "screen": screened.counts})

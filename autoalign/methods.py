@@ -29,6 +29,14 @@ PROMPT_WRITERS: dict[str, tuple[str, str]] = {
                       "autoalign.signals.imitation.self_instruct:SelfInstructWriter"),
 }
 
+# online-RL rewards (``train.phases: [{kind: grpo, rewards: [{scorer: ...}]}]``): scorer name -> its Scorer class,
+# built with no argument or with the reward's ``path`` (autoalign.train.grpo.build_scorer).
+REWARD_SCORERS: dict[str, str] = {
+    "execution": "autoalign.signals.environment.execution:ExecutionCheck",  # the sandbox checks env-carrying prompts
+    "reward_model": "autoalign.signals.model_feedback.reward_model:RewardModel",  # a Bradley-Terry model directory
+    "toxicity": "autoalign.evaluate.toxicity:ToxicityGrader",  # the lexicon grader (value 1 = non-toxic)
+}
+
 POLICY_WRAPPERS: dict[str, tuple[str, str]] = {
     "best_of_n": ("autoalign.decoding.best_of_n:BestOfNConfig", "autoalign.decoding.best_of_n:BestOfN"),
     "aligner": ("autoalign.decoding.aligner:AlignerConfig", "autoalign.decoding.aligner:Aligner"),

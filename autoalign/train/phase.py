@@ -29,7 +29,7 @@ class PhaseConfig(BaseModel):
     ``sft`` (TRL ``messages`` rows) or ``preferences`` (TRL ``prompt/chosen/rejected`` rows)."""
 
     model_config = ConfigDict(extra="forbid")
-    consumes: ClassVar[Literal["sft", "preferences"]]
+    consumes: ClassVar[Literal["sft", "preferences", "prompts"]]
 
     kind: str
     epochs: float = Field(2.0, gt=0)

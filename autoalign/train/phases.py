@@ -2,7 +2,8 @@
 
 A round's training runs its phases in order (``autoalign.train.run``); each trains the previous phase's output on
 the round's dataset its kind ``consumes`` (``sft``: TRL ``messages``; ``preferences``: TRL
-``prompt/chosen/rejected``, which KTO unpairs), and a phase with no data is skipped. A new kind is one module
+``prompt/chosen/rejected``, which KTO unpairs; ``prompts``: the round's prompts, on which online RL generates and
+rewards its own completions), and a phase with no data is skipped. A new kind is one module
 (a ``PhaseConfig`` subclass with ``kind: Literal[...]`` and a ``run``) and one entry here and in ``Phase``.
 
 Not a policy phase: the Bradley-Terry reward model (``autoalign.train.reward``), which signals train and keep.
@@ -17,15 +18,16 @@ from typing import Annotated, Any, Callable, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from autoalign.train import dpo, kto, orpo, sft
+from autoalign.train import dpo, grpo, kto, orpo, sft
 from autoalign.train.dpo import DPOLoss, DPOPhase
+from autoalign.train.grpo import GRPOPhase, RLOOPhase
 from autoalign.train.kto import KTOPhase
 from autoalign.train.orpo import ORPOPhase
 from autoalign.train.phase import LoraConfig, PhaseConfig
 from autoalign.train.sft import SFTPhase
 
 __all__ = ["PHASES", "Phase", "PhaseKind", "LoraConfig", "PhaseConfig", "SFTPhase", "DPOPhase", "KTOPhase",
-           "ORPOPhase", "DPOLoss", "default_phases", "parse_phases", "phase_names", "apply_shorthand"]
+           "ORPOPhase", "GRPOPhase", "RLOOPhase", "DPOLoss", "default_phases", "parse_phases", "phase_names", "apply_shorthand"]
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,12 @@ PHASES: dict[str, PhaseKind] = {
     "dpo": PhaseKind(DPOPhase, dpo.run),    # TRL DPOTrainer, any TRL loss_type; opt-in ODPO margin offset
     "kto": PhaseKind(KTOPhase, kto.run),    # TRL KTOTrainer on the pairs unpaired
     "orpo": PhaseKind(ORPOPhase, orpo.run),  # TRL (experimental) ORPOTrainer
+    "grpo": PhaseKind(GRPOPhase, grpo.run_grpo),  # TRL GRPOTrainer on the round's prompts, Scorers as rewards
+    "rloo": PhaseKind(RLOOPhase, grpo.run_rloo),  # TRL RLOOTrainer, the same rewards
 }
 
 # A recipe's phase: validated against its kind's own config (a wrong field names train.phases.N.<kind>.<field>).
-Phase = Annotated[Union[SFTPhase, DPOPhase, KTOPhase, ORPOPhase], Field(discriminator="kind")]
+Phase = Annotated[Union[SFTPhase, DPOPhase, KTOPhase, ORPOPhase, GRPOPhase, RLOOPhase], Field(discriminator="kind")]
 
 _PHASE_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Phase])
 

@@ -30,8 +30,9 @@ def _train_inline(spec: dict) -> dict:
     from autoalign.train.phases import PHASES, parse_phases, phase_names
 
     out, policy = Path(spec["out_dir"]), spec["policy"]
-    data = {"sft": _read_jsonl(spec["sft_path"]), "preferences": _read_jsonl(spec["dpo_path"])}
-    missing = {"sft": "no SFT examples", "preferences": "no preference pairs"}
+    data = {"sft": _read_jsonl(spec["sft_path"]), "preferences": _read_jsonl(spec["dpo_path"]),
+            "prompts": _read_jsonl(spec["prompts_path"]) if spec.get("prompts_path") else []}
+    missing = {"sft": "no SFT examples", "preferences": "no preference pairs", "prompts": "no prompts"}
     phases = parse_phases(spec["train"]["phases"])
     metrics: dict = {"trained": False, "phases": []}
     for name, phase in zip(phase_names(phases), phases, strict=True):
@@ -64,15 +65,18 @@ def launch_command(cfg, spec_path: Path) -> list[str]:
     return cmd + ["-m", "autoalign.train.run", str(spec_path)]
 
 
-def train_round(policy_path: Path, sft: list[dict], prefs: list[dict], stage_dir: Path, cfg, seed: int) -> dict:
-    """Train on this round's data; the final policy is linked at ``stage_dir/model``. Returns metrics."""
+def train_round(policy_path: Path, sft: list[dict], prefs: list[dict], stage_dir: Path, cfg, seed: int,
+                prompts: list[dict] | None = None) -> dict:
+    """Train on this round's data; the final policy is linked at ``stage_dir/model``. Returns metrics.
+    ``prompts``: the round's prompts (``records.Prompt`` dumps), for the phases that consume them (online RL)."""
     stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("train_sft.jsonl", sft), ("train_dpo.jsonl", prefs)):
+    for name, rows in (("train_sft.jsonl", sft), ("train_dpo.jsonl", prefs), ("train_prompts.jsonl", prompts or [])):
         (stage_dir / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = {
         "policy": str(policy_path), "out_dir": str(stage_dir), "seed": seed, "train": cfg.model_dump(),
         "sft_path": str(stage_dir / "train_sft.jsonl"), "dpo_path": str(stage_dir / "train_dpo.jsonl"),
+        "prompts_path": str(stage_dir / "train_prompts.jsonl"),
     }
     if cfg.launcher == "accelerate":
         spec_path = stage_dir / "spec.json"
