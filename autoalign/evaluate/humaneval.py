@@ -3,8 +3,11 @@
 The model is asked, as a chat turn, to complete the function in a fenced block. The program run is the task's
 prompt (imports, signature, docstring), then the model's code (a full ``def`` redefines the stub; a bare body is
 appended to the stub), then the task's ``check`` tests. Programs run only in ``autoalign.sandbox`` (separate
-process, time and memory limits). pass@1 is estimated with the unbiased estimator (Chen et al., eq. 1) over
-``samples`` completions per task (default 1, greedy).
+process, time and memory limits) and are graded by its test harness (``tests_program`` / ``run_tests``, the one
+grading function shared with the execution signal and the lab oracle): a completion passes only when the harness
+reports that ``check(entry_point)`` ran and passed, so an early ``sys.exit(0)`` or a swallowed exception fails.
+pass@1 is estimated with the unbiased estimator (Chen et al., eq. 1) over ``samples`` completions per task
+(default 1, greedy).
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ def ask(task: dict) -> list[dict[str, str]]:
     )
 
 
-def program(task: dict, response: str) -> str:
-    """The program the sandbox runs: prompt, then the model's code (a fenced block when there is one), then tests."""
+def _solution(task: dict, response: str) -> str:
+    """The code under test: prompt, then the model's code (a fenced block when there is one)."""
     entry = task["entry_point"]
     fenced = _FENCE.search(response)
     code = fenced.group(1) if fenced else response
@@ -46,7 +49,14 @@ def program(task: dict, response: str) -> str:
         body = f"{task['prompt']}\n    pass\n\n{code}"
     else:
         body = task["prompt"] + code  # a bare body continues the stub
-    return f"{body}\n\n{task['test']}\n\ncheck({entry})\n"
+    return body
+
+
+def program(task: dict, response: str) -> str:
+    """The test program the sandbox grades: the solution, then the task's ``check`` tests and ``check(entry)``."""
+    from autoalign.sandbox import tests_program  # lazily: the other suites must not need it
+
+    return tests_program(_solution(task, response), [task["test"], f"check({task['entry_point']})"])
 
 
 def run(ctx: SuiteContext) -> SuiteResult:
@@ -70,7 +80,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
     transcripts = [
         Transcript(suite=NAME, item_id=t["task_id"], prompt=t["prompt"], response=comps[0].text,
                    verdict="pass" if p[0] else "fail",
-                   detail={"stderr": (results[i * samples].stderr[-400:] if results else ""),
+                   detail={"stderr": (results[i * samples].stderr[-400:] if results else ""),  # verdict reason
                            "timed_out": bool(results and results[i * samples].timed_out)})
         for i, (t, comps, p) in enumerate(zip(tasks, outs, passed))
     ]

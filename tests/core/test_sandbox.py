@@ -93,7 +93,8 @@ def test_dropped_privileges_cannot_write_outside(tmp_path):
         pytest.skip("programs run as the current user here")
     target = tmp_path / "escaped.txt"
     r = run_python(f"open({str(target)!r}, 'w').write('x')")
-    assert not r.ok and "PermissionError" in r.stderr
+    # Denied by the uid drop, or not even visible (the mount namespace gives the program a private /tmp).
+    assert not r.ok and ("PermissionError" in r.stderr or "FileNotFoundError" in r.stderr)
     assert not target.exists()
 
 
@@ -245,3 +246,17 @@ def test_bare_fallback_still_blocks_sockets_and_times_out(monkeypatch):
     assert r.ok and r.stdout == "imports fine\n"
     r = run_python("while True: pass", timeout_s=1.0)
     assert r.timed_out
+
+
+def test_weaker_isolation_is_logged_never_silent(monkeypatch, caplog):
+    import autoalign.sandbox as sandbox
+
+    bare = sandbox.Isolation((), False, False, None)
+    monkeypatch.setattr(sandbox, "_isolation", None)
+    monkeypatch.setattr(sandbox, "_candidates", lambda: [bare])
+    with caplog.at_level("WARNING", logger="autoalign.sandbox"):
+        assert sandbox.isolation() == bare
+    assert "mount namespace" in caplog.text and "PID namespace" in caplog.text
+    v = sandbox.run_tests("def f():\n    return 1\nimport sys\nsys.exit(0)\n", ["assert f() == 2"])
+    assert not v.passed and "SystemExit" in v.reason  # the grading holds without any namespace
+    assert sandbox.run_tests("def f():\n    return 2\n", ["assert f() == 2"]).passed

@@ -12,13 +12,12 @@ One verdict per response:
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Sequence
 
 from autoalign.answers import code_block, final_answer, final_number, is_abstention, is_refusal, normalise
 from autoalign.lab.world import Task
+from autoalign.sandbox import run_many, tests_program
 
 
 @dataclass(frozen=True)
@@ -31,23 +30,14 @@ class Grade:
 
 
 def program(task: Task, response: str) -> str:
-    """The code a ``python_tests`` task executes: the response's code block, then the task's asserts."""
-    return code_block(response) + "\n\n" + "\n".join(task.truth["tests"]) + "\n"
+    """The test program of a ``python_tests`` task: the response's code block graded against the task's asserts
+    by the sandbox's harness (``autoalign.sandbox.tests_program``, shared with the execution signal and HumanEval,
+    so the oracle, the reward and the benchmark cannot drift)."""
+    return tests_program(code_block(response), list(task.truth["tests"]))
 
 
 def _run_programs(codes: list[str]) -> list[bool]:
-    """Run each program in the sandbox (CONTRACTS.md); a bare subprocess while ``autoalign.sandbox`` is absent."""
-    try:
-        from autoalign.sandbox import run_many
-    except ImportError:  # pragma: no cover - the sandbox module is another part of the project
-        ok = []
-        for code in codes:
-            try:
-                r = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, timeout=5)
-                ok.append(r.returncode == 0)
-            except subprocess.TimeoutExpired:
-                ok.append(False)
-        return ok
+    """Grade each test program in the sandbox: True only when its harness reports every test ran and passed."""
     return [r.ok for r in run_many(codes, timeout_s=5.0)]
 
 

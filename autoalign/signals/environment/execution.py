@@ -7,8 +7,11 @@ A prompt's ``env`` (CONTRACTS.md) is a tool the environment exposes, never the a
   when its ``final_number`` equals the value;
 - ``python_expr``: an interpreter. Correct when ``final_answer`` equals ``normalise(str(value))`` (lists compared
   with spaces removed);
-- ``python_tests``: the response's ``code_block`` followed by the tests runs in the sandbox; correct when it exits
-  cleanly (every assert passed) within the time limit.
+- ``python_tests``: the response's ``code_block`` is graded by the sandbox's test harness against the tests
+  (``autoalign.sandbox.tests_program`` / ``run_tests``, the one grading function shared with the lab oracle and
+  HumanEval); correct only when the harness itself reports that every test ran and passed within the time limit,
+  so an early ``sys.exit``, a swallowed exception or a printed marker is incorrect. A failure's ``error`` is the
+  harness's one-line reason (exception type and message, bounded), never the program's stderr.
 
 Correct samples become SFT data (rejection sampling); (correct, incorrect) pairs become DPO preferences. Every
 execution goes through ``autoalign.sandbox.run_many`` in one batch, identical programs run once.
@@ -25,6 +28,7 @@ from autoalign.answers import code_block, final_answer, final_number, normalise
 from autoalign.models.base import LM
 from autoalign.records import Label, Preference, Prompt, Sample, SFTExample
 from autoalign.sandbox import ExecResult, run_many
+from autoalign.sandbox import tests_program as sandbox_tests_program
 from autoalign.scoring import Score, as_prompts
 from autoalign.signals.base import SignalResult, StageContext, group_samples
 
@@ -40,8 +44,9 @@ def expr_program(expr: str, kind: str) -> str:
 
 
 def tests_program(text: str, tests: Sequence[str]) -> str:
-    """The program a ``python_tests`` sample runs: its code block, then the environment's asserts."""
-    return code_block(text) + "\n\n" + "\n".join(tests) + "\n"
+    """The program a ``python_tests`` sample runs: its code block graded against the environment's asserts by the
+    sandbox's harness (``run_many`` gives it ``ok`` only when the harness reports every test passed)."""
+    return sandbox_tests_program(code_block(text), list(tests))
 
 
 def _defines(text: str, env: dict[str, Any]) -> bool:
