@@ -88,8 +88,14 @@ class Run:
                                    f"{decision.reason()}[/]")
             if decision is None or decision.kept:
                 policy_uri, kept = trained, k
+        # the result, stated: the final policy and the last round, each against the base, every figure with the
+        # interval of its change (the gate's comparison, whether or not the gate is on)
+        outcome = {f"{name}_vs_base": gate.summary(gate.decide(rounds[0]["results"], rounds[k]["results"],
+                                                              r.eval.gate, 0, seed=r.eval.seed))
+                  for name, k in (("final", kept), ("last", len(rounds) - 1)) if k > 0}
         write_json(self.dir / "metrics.json", {"run": r.name, "recipe": r.model_dump(), "rounds": rounds,
-                                                "final": {"round": kept, "model": rounds[kept]["model"]}})
+                                                "final": {"round": kept, "model": rounds[kept]["model"]},
+                                                "result": outcome})
         return self.report()
 
     def report(self) -> Path:

@@ -373,6 +373,34 @@ def overoptimisation_section(rounds: list[dict]) -> str:
             "oracle grades correct.</p><div class='charts'>" + "".join(charts) + "</div>")
 
 
+FELL = "<b style='color:#b00'>fell beyond its noise</b>"
+
+
+def result_section(data: dict) -> str:
+    """The run's result in one table: the final policy and the last round against the base, every compared figure
+    with the interval of its change, and a flag where a figure fell beyond its noise."""
+    result = data.get("result") or {}
+    final = data.get("final") or {}
+    if not result:
+        return ""
+    parts = ["<h2>Result</h2>"]
+    if int(final.get("round", 0)) == 0:
+        parts.append("<p class='note'><b>No round was kept: the final policy is the base.</b></p>")
+    for key, title in (("final_vs_base", f"final policy (round {int(final.get('round', 0))}) vs the base"),
+                       ("last_vs_base", "last round vs the base")):
+        res = result.get(key)
+        if not res or (key == "last_vs_base" and "final_vs_base" in result
+                       and int(final.get("round", 0)) == len(data["rounds"]) - 1):
+            continue
+        rows = "".join(
+            f"<tr><td>{escape(c['suite'])}.{escape(c['metric'])}</td><td>{_num(c['kept'])} → {_num(c['new'])}</td>"
+            f"<td>{c['change']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]</td><td>{escape(c['test'])}</td>"
+            f"<td>{FELL if c['fell'] else ''}</td></tr>" for c in res["comparisons"])
+        parts.append(f"<h3>{escape(title)}</h3><table><tr><th>figure</th><th>base → policy</th>"
+                     "<th>change (better +), 95% CI</th><th>test</th><th></th></tr>" + rows + "</table>")
+    return "".join(parts)
+
+
 def gate_section(rounds: list[dict], final: dict | None) -> str:
     """Which rounds the 3H gate kept, and for a rejected one, which figures fell beyond their noise."""
     decided = [r for r in rounds if r.get("gate")]
@@ -409,7 +437,7 @@ def render_run(data: dict) -> str:
     first, last = rounds[0], rounds[-1]
     body = (f"<h1>{escape(title)}</h1><p class='meta'>{len(rounds)} evaluated rounds · "
             f"policy: {escape(str(first.get('model', '')))} → {escape(str(last.get('model', '')))} · {_stamp()}</p>"
-            + overview(series, columns, "rounds") + gate_section(rounds, data.get("final"))
+            + result_section(data) + overview(series, columns, "rounds") + gate_section(rounds, data.get("final"))
             + _lines_section(rounds) + overoptimisation_section(rounds)
             + before_after_section(first["results"], last["results"], series[0], series[-1])
             + suites_section(series, columns)

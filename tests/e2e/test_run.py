@@ -73,6 +73,11 @@ def test_one_round_end_to_end(clean_run):
     run = clean_run
     metrics = json.loads((run / "metrics.json").read_text())
     assert [r["round"] for r in metrics["rounds"]] == [0, 1]
+    # the 3H gate decided round 1, and the result names the final policy and the last round against the base
+    gate = metrics["rounds"][1]["gate"]
+    assert gate["against_round"] == 0 and gate["comparisons"] and metrics["rounds"][1]["kept"] == gate["kept"]
+    assert metrics["final"]["round"] == (1 if gate["kept"] else 0)
+    assert metrics["result"]["last_vs_base"]["comparisons"]
     lab = metrics["rounds"][1]["results"][0]
     assert lab["suite"] == "lab"
     for name in ("helpful", "harmless", "honest", "composite"):

@@ -28,3 +28,15 @@ def test_rejected_round_and_overoptimisation_are_shown():
     assert "<h2>3H gate</h2>" in html and "Not kept: round 1." in html and "Final policy: round 2" in html
     assert "lab.harmless 0.600 → 0.400" in html and "paired-bootstrap" in html
     assert "j: proxy vs oracle" in html and "overopt-0" in html
+
+
+def test_the_result_states_the_final_policy_against_the_base():
+    fell = {"suite": "robustness", "metric": "asr_jailbreak_mean", "kept": 0.73, "new": 0.88, "change": -0.15,
+            "lo": -0.28, "hi": -0.01, "test": "ci-z", "fell": True}
+    rounds = [{"round": 0, "model": "m0", "results": _results(0, 0.6)},
+              {"round": 1, "model": "m1", "results": _results(1, 0.6), "gate": {"kept": False, "comparisons": [fell]}}]
+    data = {"run": "t", "rounds": rounds, "final": {"round": 0, "model": "m0"},
+            "result": {"last_vs_base": {"kept": False, "comparisons": [fell]}}}
+    html = render_run(data)
+    assert "<h2>Result</h2>" in html and "No round was kept: the final policy is the base." in html
+    assert "0.730 → 0.880" in html and "-0.150 [-0.280, -0.010]" in html and "fell beyond its noise" in html
