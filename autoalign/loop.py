@@ -27,7 +27,17 @@ from autoalign.records import Label, Preference, Prompt, Sample, SFTExample, pre
 from autoalign.screen import drop_reasons, screen
 from autoalign.signals.base import Artifact, SignalResult, StageContext
 from autoalign.signals.catalog import build_signal
-from autoalign.store import CachedLM, CallCache, Stage, chunks, hash_json, sha256_file, write_json
+from autoalign.store import (
+    CachedLM,
+    CallCache,
+    Stage,
+    chunks,
+    clean_temporaries,
+    hash_json,
+    run_lock,
+    sha256_file,
+    write_json,
+)
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -62,8 +72,15 @@ class Run:
 
     # ---- the loop -------------------------------------------------------------------------------------------
     def execute(self) -> Path:
-        r = self.recipe
         self.dir.mkdir(parents=True, exist_ok=True)
+        with run_lock(self.dir):  # one run writes a run directory at a time
+            removed = clean_temporaries(self.dir)
+            if removed:
+                self.console.print(f"removed {removed} temporary files a killed write left in {self.dir}")
+            return self._execute()
+
+    def _execute(self) -> Path:
+        r = self.recipe
         save_resolved(r, self.dir / "recipe.yaml")
         self.console.print(f"[bold]run[/] {r.name} -> {self.dir}  (policy {r.policy}, {r.rounds} rounds)")
         policy_uri = r.policy
@@ -104,6 +121,18 @@ class Run:
         path = write_run_report(self.dir)
         self.console.print(f"[bold green]report[/] {path}")
         return path
+
+    def to_run_uri(self, uri: str) -> str:
+        """A model inside this run directory as ``run:<relative path>`` (what manifests keep, so a moved or copied
+        run reads its own models, never the original's); any other URI as it is."""
+        if uri.startswith("hf:"):
+            path, root = Path(uri[3:]).resolve(), self.dir.resolve()
+            if path.is_relative_to(root):
+                return f"run:{path.relative_to(root).as_posix()}"
+        return uri
+
+    def from_run_uri(self, uri: str) -> str:
+        return f"hf:{(self.dir / uri[4:]).resolve()}" if uri.startswith("run:") else uri
 
     def round_dir(self, k: int) -> Path:
         return self.dir / f"round-{k}"
@@ -207,7 +236,7 @@ class Run:
             inputs["prompts"] = hash_json(rl_prompts)
         key = hash_json([r.train.model_dump(), r.seed, k, inputs])
         if stage.is_done(key):
-            return (stage.manifest() or {})["policy"]
+            return self.from_run_uri((stage.manifest() or {})["policy"])
         policy_path = self.models.local_path(policy_uri)
         self.models.release()  # free the sampler's copy and the Ray replicas before training
         phases = r.train.chain
@@ -221,5 +250,5 @@ class Run:
                               prompts=rl_prompts)
         new_uri = f"hf:{(stage.dir / 'model').resolve()}" if metrics.get("trained") else policy_uri
         stage.finish(key, r.train.model_dump(), inputs, {"sft": len(sft), "preferences": len(prefs)},
-                     extra={"policy": new_uri, "metrics": metrics, "screen": screened.counts})
+                     extra={"policy": self.to_run_uri(new_uri), "metrics": metrics, "screen": screened.counts})
         return new_uri

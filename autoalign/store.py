@@ -6,6 +6,8 @@ file or the new one, never half of one, and a killed process leaves at most a st
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -42,6 +44,52 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def run_lock(directory: str | os.PathLike) -> Iterator[None]:
+    """Hold ``directory/.lock`` (an advisory ``flock``, released by the kernel when the process ends, however it
+    ends) while a run writes the directory. A second run is refused with one line naming the holder's pid."""
+    from autoalign.errors import UserError
+
+    path = Path(directory) / ".lock"
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise UserError(f"run directory {directory}: cannot write it ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise UserError(f"run directory {directory} is in use by another run (pid {holder}); wait for it to "
+                            "end, or give this run another name") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def clean_temporaries(directory: str | os.PathLike) -> int:
+    """Remove what a killed atomic write left: ``.<name>.*.tmp`` files and ``.<name>.*`` model directories of
+    ``save_policy``. Call only while holding ``run_lock``. Returns how many were removed."""
+    import shutil
+
+    removed = 0
+    for p in Path(directory).rglob(".*"):
+        if p.name == ".lock" or p.name == ".key":
+            continue
+        if p.is_file() and p.name.endswith(".tmp"):
+            p.unlink(missing_ok=True)
+            removed += 1
+        elif p.is_dir() and p.name.startswith(".model."):
+            shutil.rmtree(p, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

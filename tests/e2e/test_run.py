@@ -89,7 +89,7 @@ def test_one_round_end_to_end(clean_run):
     samples = [json.loads(x) for x in _artifacts(run)["samples"].splitlines()]
     assert len(samples) == 36 * 4
     train = json.loads((run / "round-1" / "train" / "manifest.json").read_text())
-    assert train["policy"].startswith("hf:") and train["metrics"]["trained"]
+    assert train["policy"].startswith("run:round-1/train/") and train["metrics"]["trained"]  # relative: movable
     assert (run / "round-1" / "train" / "model" / "model.safetensors").exists()
     assert (run / "recipe.yaml").exists() and (run / "report.html").exists()
     assert "<svg" in (run / "report.html").read_text()
