@@ -281,6 +281,14 @@ def run_cli(command: typer.Typer, args: list[str] | None = None, prog_name: str 
 
 
 def main() -> None:
+    # the command line prints its own progress: no per-file tqdm bars from the Hugging Face libraries
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    import datasets
+
+    datasets.disable_progress_bars()
     sys.exit(run_cli(app))
 
 

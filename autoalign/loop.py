@@ -209,7 +209,10 @@ class Run:
             stats[cfg.method] = out.stats
             # artifacts are saved under the signal's own directory; the manifest keeps them relative to the stage
             declared[i] = {n: Artifact(kind=a.kind, path=f"{i}/{a.path}") for n, a in out.artifacts.items()}
-            self.console.print(f"  {len(out.sft)} SFT examples, {len(out.preferences)} pairs  {out.stats}")
+            brief = ", ".join(f"{k}={v}" for k, v in out.stats.items()
+                              if isinstance(v, (int, float, str)) and k != "warning")
+            self.console.print(f"  {len(out.sft)} SFT examples, {len(out.preferences)} pairs ({brief})",
+                               highlight=False)
             if out.stats.get("warning"):
                 self.console.print(f"  [bold yellow]warning[/] {cfg.method}: {out.stats['warning']}")
         for kind in ("labels", "sft", "preferences"):

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import datasets
 import torch
@@ -101,3 +102,22 @@ def to_dataset(rows: list[dict], directory: Path):
     directory.mkdir(parents=True, exist_ok=True)
     rank = int(os.environ.get("RANK", "0"))
     return Dataset.from_list(rows).flatten_indices(cache_file_name=str(directory / f"data-rank{rank}.arrow"))
+
+
+def quiet(trainer: Any) -> Any:
+    """The trainer without transformers' console output (a tqdm bar and a raw log dict every ``logging_steps``),
+    which buried the run's own lines; one summary line per phase is printed instead when it ends. The logs
+    themselves are kept in ``trainer.state.log_history`` as before: only their printing changes."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+    class _Summary(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001 - transformers' callback signature
+            if state.is_world_process_zero:
+                losses = [h["loss"] for h in state.log_history if "loss" in h]
+                last = f", last logged loss {losses[-1]:.4f}" if losses else ""
+                print(f"  {Path(args.output_dir).parent.name}: {state.global_step} steps{last}", flush=True)
+
+    for cb in (ProgressCallback, PrinterCallback):
+        trainer.remove_callback(cb)
+    trainer.add_callback(_Summary())
+    return trainer

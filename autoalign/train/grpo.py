@@ -169,7 +169,7 @@ def train_online(cfg: OnlineRLPhase, policy: str | Path, prompts: list[dict], ou
                  scorers: list[Any] | None = None) -> dict:
     """Train ``policy`` on ``prompts`` (``records.Prompt`` dumps) with TRL's GRPO or RLOO trainer (by
     ``cfg.kind``); save the policy to ``out_dir/model``. ``scorers``: built scorers for ``cfg.rewards`` (tests)."""
-    from autoalign.train.common import common_args, load_policy, peft_config, save_policy, to_dataset
+    from autoalign.train.common import common_args, load_policy, peft_config, quiet, save_policy, to_dataset
 
     if isinstance(cfg, GRPOPhase):
         from trl import GRPOConfig as Config
@@ -203,7 +203,7 @@ def train_online(cfg: OnlineRLPhase, policy: str | Path, prompts: list[dict], ou
         processing_class=tokenizer,
         peft_config=peft_config(cfg.lora.model_dump() if cfg.lora else None),
     )
-    result = trainer.train()
+    result = quiet(trainer).train()
     save_policy(trainer.model, tokenizer, out_dir / "model")
     log = reward_log(trainer.state.log_history)
     return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "prompts": len(prompts),

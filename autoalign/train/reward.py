@@ -14,7 +14,7 @@ from transformers import AutoTokenizer
 from trl import RewardConfig, RewardTrainer
 
 from autoalign.store import write_json
-from autoalign.train.common import common_args, peft_config, save_policy, to_dataset
+from autoalign.train.common import common_args, peft_config, quiet, save_policy, to_dataset
 
 
 def train_reward_model(
@@ -67,7 +67,7 @@ def train_reward_model(
         processing_class=tokenizer,
         peft_config=lora_cfg,
     )
-    result = trainer.train()
+    result = quiet(trainer).train()
     metrics: dict = {"train_loss": float(result.training_loss), "steps": int(result.global_step), "pairs": len(rows)}
     if eval_rows:
         ev = trainer.evaluate(to_dataset(eval_rows, out_dir / "eval_data"))
