@@ -85,8 +85,8 @@ class Run:
         self.console.print(f"[bold]run[/] {r.name} -> {self.dir}  (policy {r.policy}, {r.rounds} rounds)")
         policy_uri = r.policy
         ev = self.evaluation
-        rounds: list[dict[str, Any]] = [{"round": 0, "model": ev.evaluated_uri(0, policy_uri), "results": ev.evaluate(0, policy_uri),
-                   "kept": True}]
+        rounds: list[dict[str, Any]] = [{"round": 0, "model": ev.evaluated_uri(0, policy_uri),
+                                         "results": ev.evaluate(0, policy_uri), "kept": True}]
         kept = 0  # the round whose policy the next round starts from (the 3H gate's reference)
         for k in range(1, r.rounds + 1):
             prompts = self.propose(k, policy_uri)
