@@ -15,6 +15,7 @@ from autoalign.errors import UserError
 SIGNALS: dict[str, tuple[str, str]] = {
     "self_consistency": ("autoalign.signals.inductive.self_consistency", "SelfConsistency"),
     "execution": ("autoalign.signals.environment.execution", "Execution"),
+    "star": ("autoalign.signals.environment.star", "STaR"),
     "llm_judge": ("autoalign.signals.model_feedback.llm_judge", "LLMJudge"),
     "constitutional_ai": ("autoalign.signals.model_feedback.critique_revise", "ConstitutionalAI"),
     "rlaif": ("autoalign.signals.model_feedback.rlaif", "RLAIF"),
