@@ -153,6 +153,7 @@ class Run:
         for i, (cfg, writer) in enumerate(zip(r.prompts.writers, self.writers, strict=True)):
             self.console.print(f"round {k}: prompt writer [bold]{cfg.method}[/]")
             lm = CachedLM(self.models.lm(policy_uri), self.cache)
+            # the first writer's seed is the one Self-Instruct had before writers were a list (same prompts)
             prompts, stats = writer(prompts, lm, derive_seed(r.seed, cfg.method, k) if i == 0 else
                                     derive_seed(r.seed, cfg.method, k, i))
             counts[cfg.method] = stats.get("written", 0)

@@ -172,12 +172,6 @@ def vote(keys: Sequence[Hashable | None]) -> tuple[Hashable | None, float]:
     return winner, top / len(keys)
 
 
-def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float]) -> float:
-    """The share of pairs where the chosen response scores strictly higher (ties are errors); 0 for no pairs."""
-    if not chosen:
-        return 0.0
-    return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(chosen)
-
 
 # ---- a judge's noise is not data --------------------------------------------------------------------------------
 CONSTANT_SPREAD = 0.01  # below this standard deviation of a round's scores, a judge looks constant: always warned

@@ -19,7 +19,7 @@ Rules, in order (the first that applies is the reason a row is dropped):
 from __future__ import annotations
 
 import re
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,9 +63,7 @@ class Screened(BaseModel):
     dropped: list[dict]  # {"kind", "prompt_id", "signal", "reason", "target"} per dropped row
 
 
-def _target_reason(text: str, cfg: ScreenConfig) -> str | None:
-    from autoalign.evaluate.toxicity import is_toxic
-
+def _target_reason(text: str, cfg: ScreenConfig, is_toxic: Callable[[str], bool]) -> str | None:
     if not text.strip():
         return "empty"
     if len(text) > cfg.max_chars:
@@ -81,6 +79,8 @@ def _target_reason(text: str, cfg: ScreenConfig) -> str | None:
 
 def screen(sft: Sequence[SFTExample], preferences: Sequence[Preference], cfg: ScreenConfig) -> Screened:
     """The rows that pass, in their order, with counts per reason (module docstring); a pure function."""
+    from autoalign.evaluate.toxicity import is_toxic
+
     if not cfg.enabled:
         return Screened(sft=list(sft), preferences=list(preferences), dropped=[],
                         counts={"sft": {"kept": len(sft)}, "preferences": {"kept": len(preferences)}})
@@ -97,7 +97,7 @@ def screen(sft: Sequence[SFTExample], preferences: Sequence[Preference], cfg: Sc
 
     for ex in sft:
         target = ex.messages[-1]["content"] if ex.messages and ex.messages[-1].get("role") == "assistant" else ""
-        reason = _target_reason(target, cfg)
+        reason = _target_reason(target, cfg, is_toxic)
         key: tuple = ("sft", normalise(" ".join(m["content"] for m in ex.messages[:-1])), normalise(target))
         if reason is None and cfg.duplicates and key in seen:
             reason = "duplicate"
@@ -111,7 +111,8 @@ def screen(sft: Sequence[SFTExample], preferences: Sequence[Preference], cfg: Sc
             counts["sft"]["kept_refusals"] = counts["sft"].get("kept_refusals", 0) + 1
 
     for p in preferences:
-        reason = "identical_pair" if normalise(p.chosen) == normalise(p.rejected) else _target_reason(p.chosen, cfg)
+        identical = normalise(p.chosen) == normalise(p.rejected)
+        reason = "identical_pair" if identical else _target_reason(p.chosen, cfg, is_toxic)
         key = ("pref", normalise(" ".join(m["content"] for m in p.prompt)), normalise(p.chosen), normalise(p.rejected))
         if reason is None and cfg.duplicates and key in seen:
             reason = "duplicate"

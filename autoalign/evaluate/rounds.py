@@ -72,6 +72,7 @@ class RoundEvaluation:
         self.replacing = next((w for w in self.wrappers if w.role == "replace"), None)
         self.eval = run.recipe.eval
         self._judge: Any = None
+        self._warned = False  # the missing-data warning is said once per run
 
     def judge(self) -> Any:
         """``eval.judge`` loaded once (None: the judged suites use their rules)."""
@@ -136,7 +137,7 @@ class RoundEvaluation:
         try:
             resolve_data_dir(None)
         except UserError as exc:
-            if not getattr(self, "_warned", False):
+            if not self._warned:
                 self.run.console.print(f"[bold yellow]warning[/] public suites {', '.join(public)} left out: {exc}")
                 self._warned = True
             return [s for s in suites if s == "lab"]

@@ -121,3 +121,10 @@ def quiet(trainer: Any) -> Any:
         trainer.remove_callback(cb)
     trainer.add_callback(_Summary())
     return trainer
+
+
+def train_and_save(trainer: Any, tokenizer: Any, out_dir: Path) -> dict:
+    """Train (quietly) and save the policy to ``out_dir/model``; the metrics every phase reports."""
+    result = quiet(trainer).train()
+    save_policy(trainer.model, tokenizer, out_dir / "model")
+    return {"train_loss": float(result.training_loss), "steps": int(result.global_step)}

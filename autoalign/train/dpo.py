@@ -75,7 +75,7 @@ def train_dpo(
     ``margin_offset``: alpha of ODPO's offset alpha * margin (rows need a ``margin``); None: plain DPO."""
     from trl import DPOConfig, DPOTrainer
 
-    from autoalign.train.common import common_args, load_policy, peft_config, quiet, save_policy, to_dataset
+    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset, train_and_save
 
     out_dir = Path(out_dir)
     keep = ("prompt", "chosen", "rejected") + (("margin",) if margin_offset is not None else ())
@@ -100,10 +100,7 @@ def train_dpo(
     )
     if margin_offset is not None:
         trainer.train_dataset = _offset_references(trainer.train_dataset, margin_offset, beta)
-    result = quiet(trainer).train()
-    save_policy(trainer.model, tokenizer, out_dir / "model")
-    return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "pairs": len(rows),
-            "margin_offset": margin_offset}
+    return {**train_and_save(trainer, tokenizer, out_dir), "pairs": len(rows), "margin_offset": margin_offset}
 
 
 def _offset_references(dataset, scale: float, beta: float):

@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from autoalign.train.phase import PhaseConfig
+from autoalign.train.phase import PhaseConfig, numbered
 
 LOGGED = ("reward", "reward_std", "kl")  # TRL's per-step keys kept beside rewards/<name>/mean
 
@@ -100,12 +100,7 @@ class RLOOPhase(OnlineRLPhase):
 # ---- rewards ----------------------------------------------------------------------------------------------------
 def reward_names(specs: list[RewardSpec]) -> list[str]:
     """Each reward's name in TRL's logs (``rewards/<name>/mean``): its scorer, then ``scorer-2`` on repeats."""
-    seen: dict[str, int] = {}
-    names = []
-    for s in specs:
-        seen[s.scorer] = seen.get(s.scorer, 0) + 1
-        names.append(s.scorer if seen[s.scorer] == 1 else f"{s.scorer}-{seen[s.scorer]}")
-    return names
+    return numbered([s.scorer for s in specs])
 
 
 def build_scorer(spec: RewardSpec) -> Any:
@@ -169,7 +164,7 @@ def train_online(cfg: OnlineRLPhase, policy: str | Path, prompts: list[dict], ou
                  scorers: list[Any] | None = None) -> dict:
     """Train ``policy`` on ``prompts`` (``records.Prompt`` dumps) with TRL's GRPO or RLOO trainer (by
     ``cfg.kind``); save the policy to ``out_dir/model``. ``scorers``: built scorers for ``cfg.rewards`` (tests)."""
-    from autoalign.train.common import common_args, load_policy, peft_config, quiet, save_policy, to_dataset
+    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset, train_and_save
 
     if isinstance(cfg, GRPOPhase):
         from trl import GRPOConfig as Config
@@ -203,9 +198,8 @@ def train_online(cfg: OnlineRLPhase, policy: str | Path, prompts: list[dict], ou
         processing_class=tokenizer,
         peft_config=peft_config(cfg.lora.model_dump() if cfg.lora else None),
     )
-    result = quiet(trainer).train()
-    save_policy(trainer.model, tokenizer, out_dir / "model")
+    trained = train_and_save(trainer, tokenizer, out_dir)
     log = reward_log(trainer.state.log_history)
-    return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "prompts": len(prompts),
+    return {**trained, "prompts": len(prompts),
             "rewards": reward_names(cfg.rewards), "reward_weights": [r.weight for r in cfg.rewards],
             "reward_log": log, "reward_mean": sum(r["reward"] for r in log) / len(log) if log else None}

@@ -71,7 +71,7 @@ def train_kto(
     """Train on preference rows, unpaired (``kto_rows``); save the policy to ``out_dir/model``."""
     from trl import KTOConfig, KTOTrainer
 
-    from autoalign.train.common import common_args, load_policy, peft_config, quiet, save_policy, to_dataset
+    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset, train_and_save
 
     out_dir = Path(out_dir)
     model, tokenizer = load_policy(model_path)
@@ -93,7 +93,4 @@ def train_kto(
         processing_class=tokenizer,
         peft_config=peft_config(lora),
     )
-    result = quiet(trainer).train()
-    save_policy(trainer.model, tokenizer, out_dir / "model")
-    return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "pairs": len(prefs),
-            "examples": len(rows)}
+    return {**train_and_save(trainer, tokenizer, out_dir), "pairs": len(prefs), "examples": len(rows)}

@@ -47,7 +47,7 @@ def train_orpo(
         warnings.simplefilter("ignore")
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    from autoalign.train.common import common_args, load_policy, peft_config, quiet, save_policy, to_dataset
+    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset, train_and_save
 
     out_dir = Path(out_dir)
     model, tokenizer = load_policy(model_path)
@@ -65,6 +65,4 @@ def train_orpo(
         processing_class=tokenizer,
         peft_config=peft_config(lora),
     )
-    result = quiet(trainer).train()
-    save_policy(trainer.model, tokenizer, out_dir / "model")
-    return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "pairs": len(rows)}
+    return {**train_and_save(trainer, tokenizer, out_dir), "pairs": len(rows)}

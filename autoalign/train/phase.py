@@ -6,9 +6,20 @@ here, nor at the top level of a phase module, imports torch or TRL; a phase's tr
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+def numbered(keys: Sequence[str]) -> list[str]:
+    """Names for keys that may repeat: the key itself, then ``key-2``, ``key-3`` ... on its later repeats (a
+    phase's directory under the train stage, a reward's name in TRL's logs)."""
+    seen: dict[str, int] = {}
+    names = []
+    for key in keys:
+        seen[key] = seen.get(key, 0) + 1
+        names.append(key if seen[key] == 1 else f"{key}-{seen[key]}")
+    return names
 
 
 class LoraConfig(BaseModel):

@@ -23,7 +23,7 @@ from autoalign.train.dpo import DPOLoss, DPOPhase
 from autoalign.train.grpo import GRPOPhase, RLOOPhase
 from autoalign.train.kto import KTOPhase
 from autoalign.train.orpo import ORPOPhase
-from autoalign.train.phase import LoraConfig, PhaseConfig
+from autoalign.train.phase import LoraConfig, PhaseConfig, numbered
 from autoalign.train.sft import SFTPhase
 
 __all__ = ["PHASES", "Phase", "PhaseKind", "LoraConfig", "PhaseConfig", "SFTPhase", "DPOPhase", "KTOPhase",
@@ -63,12 +63,7 @@ def parse_phases(raw: list[dict]) -> list[PhaseConfig]:
 
 def phase_names(phases: list[PhaseConfig]) -> list[str]:
     """Each phase's directory under the round's train stage: its kind, then ``kind-2``, ``kind-3`` on repeats."""
-    seen: dict[str, int] = {}
-    names = []
-    for p in phases:
-        seen[p.kind] = seen.get(p.kind, 0) + 1
-        names.append(p.kind if seen[p.kind] == 1 else f"{p.kind}-{seen[p.kind]}")
-    return names
+    return numbered([p.kind for p in phases])
 
 
 # ---- the shorthand of recipes written before phases: train.method and flat keys ------------------------------

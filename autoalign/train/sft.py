@@ -64,7 +64,7 @@ def train_sft(
     ``weighted``: scale each example's loss by its ``weight`` column (``WeightedSFTTrainer``)."""
     from trl import SFTConfig, SFTTrainer
 
-    from autoalign.train.common import common_args, load_policy, peft_config, quiet, save_policy, to_dataset
+    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset, train_and_save
 
     trainer_cls = SFTTrainer
     if weighted:
@@ -86,7 +86,4 @@ def train_sft(
         processing_class=tokenizer,
         peft_config=peft_config(lora),
     )
-    result = quiet(trainer).train()
-    save_policy(trainer.model, tokenizer, out_dir / "model")
-    return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "examples": len(rows),
-            "weighted": weighted}
+    return {**train_and_save(trainer, tokenizer, out_dir), "examples": len(rows), "weighted": weighted}

@@ -17,6 +17,7 @@ import torch
 from autoalign.models.base import LM, Completion, Prompt, Sampling
 from autoalign.records import Prompt as PromptRecord
 from autoalign.scoring import Score
+from autoalign.scoring import top_k as scoring_top_k
 
 if TYPE_CHECKING:  # the type only: transformers is imported lazily
     from transformers import BatchEncoding
@@ -48,8 +49,9 @@ def best_of_n(scores: Sequence[float]) -> int:
 
 
 def top_k(scores: Sequence[float], k: int) -> list[int]:
-    """Indices of the ``k`` highest scores, best first, earlier index first among equals (RAFT's filter)."""
-    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k]
+    """Indices of the ``k`` highest scores, best first, earlier index first among equals (RAFT's filter):
+    ``autoalign.scoring.top_k``, the selection rule, without its text and threshold options."""
+    return scoring_top_k(scores, k)
 
 
 # ---- a trained reward model -----------------------------------------------------------------------------------
