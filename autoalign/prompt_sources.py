@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from autoalign.errors import UserError
 from autoalign.records import Prompt, stable_id
+from autoalign.yaml_input import decode_utf8
 
 
 def lab_source(cfg: Any, seed: int) -> list[Prompt]:
@@ -37,11 +38,7 @@ def _as_prompt_row(row: object) -> object:
 def read_prompt_file(path: str | Path) -> list[Prompt]:
     """A user's JSONL of ``records.Prompt`` rows; a file that is not UTF-8 or a row that is not a prompt is one
     line naming the file (and the line), never a traceback."""
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"prompts file {path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    text = decode_utf8(Path(path).read_bytes(), f"prompts file {path}")
     rows = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -1,4 +1,4 @@
-"""Reading a user's YAML safely: UTF-8 or one line naming the byte, a bounded size, and aliases copied out with a
+"""Reading a user's YAML (and its text files: decode_utf8) safely: UTF-8 or one line naming the byte, a bounded size, and aliases copied out with a
 bound on what they expand to (a "billion laughs" document is refused in milliseconds), every failure one
 ``UserError`` line. Shared by the recipe edge and every other user YAML file (a constitution)."""
 
@@ -18,7 +18,7 @@ MAX_RECIPE_NODES = 100_000
 MAX_RECIPE_DEPTH = 64
 
 
-def _decode_utf8(raw: bytes, what: str) -> str:
+def decode_utf8(raw: bytes, what: str) -> str:
     """``raw`` as UTF-8 text, or one UserError line naming the first bad byte and its offset."""
     try:
         return raw.decode("utf-8")
@@ -114,7 +114,7 @@ def read_yaml_file(p: Path, what: str) -> Any:
     if len(raw) > MAX_RECIPE_BYTES:
         raise UserError(f"{what}: larger than a recipe may be ({MAX_RECIPE_BYTES} bytes)")
     try:
-        data = _safe_load(_decode_utf8(raw, what), what)
+        data = _safe_load(decode_utf8(raw, what), what)
     except yaml.YAMLError as exc:
         raise UserError(f"{what}: {_yaml_error_line(exc)}") from None
     return _plain(data, what)
