@@ -1,6 +1,6 @@
-"""Reading a user's YAML (and its text files: decode_utf8) safely: UTF-8 or one line naming the byte, a bounded size, and aliases copied out with a
-bound on what they expand to (a "billion laughs" document is refused in milliseconds), every failure one
-``UserError`` line. Shared by the recipe edge and every other user YAML file (a constitution)."""
+"""Reading a user's files safely: text as UTF-8 (``decode_utf8``) or one line naming the bad byte; YAML with a
+bounded size and its aliases copied out under a bound on what they expand to (a "billion laughs" document is refused
+in milliseconds), every failure one ``UserError`` line. Shared by the recipe edge, a constitution and prompt files."""
 
 from __future__ import annotations
 
