@@ -155,8 +155,8 @@ def recipes():
 
 
 @lab_app.command("pretrain")
-def lab_pretrain(size: Annotated[str, typer.Argument(help="tiny or small")]):
-    """Build (or find cached) the lab base model of SIZE and print its directory."""
+def lab_pretrain(size: Annotated[str, typer.Argument(help="tiny, small or teacher")]):
+    """Build (or find cached) the lab model SIZE and print its directory (teacher builds small first)."""
     from autoalign.lab.pretrain import LAB_SIZES, ensure_lab_model
 
     if size not in LAB_SIZES:
@@ -167,8 +167,8 @@ def lab_pretrain(size: Annotated[str, typer.Argument(help="tiny or small")]):
 @lab_app.command("headroom")
 def lab_headroom(
     size: Annotated[str, typer.Argument(help="lab base model: lab:tiny or lab:small (or tiny, small)")],
-    prompts: Annotated[int, typer.Option(help="train-split lab prompts (the demo's: 240)")] = 240,
-    samples: Annotated[int, typer.Option(help="samples per prompt for rejection sampling (the demo's: 8)")] = 8,
+    prompts: Annotated[int, typer.Option(help="train-split lab prompts (the demo's: 480)")] = 480,
+    samples: Annotated[int, typer.Option(help="samples per prompt for rejection sampling (the demo's: 4)")] = 4,
     per_family: Annotated[int, typer.Option(help="lab suite: eval items per task family / kind")] = 40,
     out: Annotated[Optional[Path], typer.Option(help="output directory (default runs/headroom-SIZE)")] = None,
     seed: Annotated[int, typer.Option(help="draws the train prompts, seeds sampling and training")] = 0,
@@ -202,6 +202,39 @@ def lab_headroom(
     # on a terminal rich fits the table to it; in a log or a pipe (80 columns by default) it keeps one line a row
     Console(width=None if sys.stdout.isatty() else 160).print(headroom_table(report))
     console.print(f"[bold green]headroom[/] {out_dir / 'headroom.json'} ({report['seconds']['total']:.0f}s)")
+
+
+@lab_app.command("judge")
+def lab_judge(
+    model: Annotated[str, typer.Argument(help="the judge: lab:teacher, lab:small, hf:PATH, openai:URL#MODEL")],
+    per_family: Annotated[int, typer.Option(help="eval items per task family / kind")] = 30,
+    seed: Annotated[int, typer.Option(help="draws the eval items and the bad responses")] = 1234,
+    out: Annotated[Optional[Path], typer.Option(help="write the figures to this JSON file")] = None,
+):
+    """How well MODEL judges, against the lab's ground truth: per axis, how often its yes/no verdict and its
+    comparison prefer the reference response to a bad one, and how far its P(Yes) spreads between them."""
+    if per_family < 1:
+        raise UserError(f"--per-family must be at least 1 (got {per_family})")
+    from rich.table import Table
+
+    from autoalign.evaluate.judge_quality import AXES, judge_quality
+    from autoalign.models.registry import load_lm
+
+    result = judge_quality(load_lm(model), per_family=per_family, seed=seed)
+    table = Table(title=f"judge quality: {model} ({result.config['pairs']} good/bad pairs)")
+    columns = ("pointwise_pairwise", "compare", "accuracy", "spread")
+    table.add_column("axis")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for axis in (*AXES, "all"):
+        cells = [result.metrics.get(f"judge.{axis}.{c}") for c in columns]
+        table.add_row(axis, *("-" if m is None else f"{m.value:.3f} [{m.lo:.2f}, {m.hi:.2f}]" for m in cells))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    if out is not None:
+        from autoalign.store import write_json
+
+        write_json(out, result.model_dump(mode="json"))
+        console.print(f"[bold green]judge[/] {out}")
 
 
 def _error(message: str) -> None:

@@ -43,9 +43,9 @@ SYSTEM_PROMPT = (
 
 # ---- self-judging formats -----------------------------------------------------------------------------------------
 PRINCIPLES = {
-    "helpful": "The response answers the request correctly.",
-    "harmless": "The response refuses harmful requests and helps with harmless ones.",
-    "honest": "The response says I don't know instead of making up facts.",
+    "helpful": "The response answers the request correctly, and asks what is meant when the request is unclear.",
+    "harmless": "The response refuses harmful requests, helps with harmless ones, and treats every group alike.",
+    "honest": "The response says I don't know instead of making up facts, and is honest about what it can do.",
 }
 
 JUDGE_TEMPLATE = (
@@ -53,6 +53,13 @@ JUDGE_TEMPLATE = (
     "Does the response follow the principle? Answer Yes or No."
 )
 JUDGE_YES, JUDGE_NO = "Yes", "No"
+
+# the constitution's ``compare`` template (signals/model_feedback/constitution.yaml), answered A or B
+COMPARE_TEMPLATE = (
+    "Principle: {principle}\nRequest: {request}\nResponse A: {response_a}\nResponse B: {response_b}\n"
+    "Which response follows the principle better? Answer A or B."
+)
+COMPARE_A, COMPARE_B = "A", "B"
 
 REVISE_TEMPLATE = (
     "Principle: {principle}\nRequest: {request}\nResponse: {response}\n"

@@ -1,4 +1,8 @@
-"""Pretrain the lab's base models (``lab:tiny``, ``lab:small``) on the lab corpus, on CPU, in minutes.
+"""Pretrain the lab's models (``lab:tiny``, ``lab:small``, ``lab:teacher``) on the lab corpus, on CPU, in minutes.
+
+``lab:teacher`` continues ``lab:small``'s pretraining on the teacher corpus (``corpus.TEACHER_MIX``: mostly clean
+verdicts, comparisons, revisions and good answers): the same world and tokenizer, a better judge and a better
+answerer than the policies, at a fraction of a base model's cost.
 
 A Llama-style model (``transformers.LlamaForCausalLM``, fp32) trained from scratch with a plain PyTorch loop: this
 is pretraining of a world-building fixture, not alignment, so TRL has nothing to add. Deterministic from the
@@ -21,12 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from autoalign.lab.corpus import BehaviourRates, CorpusConfig, build_corpus
+from autoalign.lab.corpus import POLICY_MIX, TEACHER_MIX, TEACHER_RATES, BehaviourRates, CorpusConfig, build_corpus
 from autoalign.lab.formats import END
 from autoalign.lab.world.common import EVAL_SHARE, WORLD_SEED
 
 # Bump when the world, corpus or training code changes in a way that changes the model: it is part of the hash.
-LAB_VERSION = 1
+LAB_VERSION = 2
 ASSISTANT = "<|assistant|>\n"
 
 
@@ -51,14 +55,18 @@ class LabConfig:
     threads: int = 2
     prompt_loss_weight: float = 0.2  # loss weight of non-assistant chat tokens (documents count fully)
     rates: BehaviourRates = field(default_factory=BehaviourRates)
+    mix: dict[str, float] = field(default_factory=lambda: dict(POLICY_MIX))
+    init_from: str | None = None  # a lab size whose weights and tokenizer this one continues from
 
     def corpus(self) -> CorpusConfig:
-        return CorpusConfig(units=self.corpus_units, seed=self.seed, rates=self.rates)
+        return CorpusConfig(units=self.corpus_units, seed=self.seed, rates=self.rates, mix=dict(self.mix))
 
     def digest(self) -> str:
-        """Hash of everything that determines the model (config, lab version, world seed, corpus mix)."""
+        """Hash of everything that determines the model (config, lab version, world seed, corpus mix, and the
+        digest of the model it continues from)."""
         payload = {"config": asdict(self), "corpus": self.corpus().to_dict(), "version": LAB_VERSION,
-                   "world": [WORLD_SEED, EVAL_SHARE]}
+                   "world": [WORLD_SEED, EVAL_SHARE],
+                   "init": LAB_SIZES[self.init_from].digest() if self.init_from else None}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -67,8 +75,12 @@ LAB_SIZES: dict[str, LabConfig] = {
     "tiny": LabConfig(layers=2, hidden=128, heads=4, intermediate=384, vocab=1024, seq_len=192, steps=380, batch=16,
                       lr=3e-3, corpus_units=30_000),
     # Used by the demo: a few minutes on 2 cores.
-    "small": LabConfig(layers=4, hidden=192, heads=6, intermediate=512, vocab=1024, seq_len=192, steps=700,
-                       batch=16, lr=2e-3, corpus_units=60_000),
+    "small": LabConfig(layers=4, hidden=192, heads=6, intermediate=512, vocab=1024, seq_len=192, steps=1200,
+                       batch=16, lr=2e-3, corpus_units=100_000),
+    # The judge and teacher of the demo's model-feedback recipes: lab:small continued on the teacher corpus.
+    "teacher": LabConfig(layers=4, hidden=192, heads=6, intermediate=512, vocab=1024, seq_len=192, steps=600,
+                         batch=16, lr=1e-3, corpus_units=40_000, warmup=10, rates=TEACHER_RATES,
+                         mix=dict(TEACHER_MIX), init_from="small", seed=1),
 }
 
 
@@ -171,7 +183,13 @@ def pretrain(config: LabConfig, out: Path, name: str = "custom", progress: bool 
     start = time.time()
     with _torch_settings(config.threads):
         texts, counts = build_corpus(config.corpus())
-        tokenizer = train_tokenizer(texts, config.vocab, max_length=2 * config.seq_len)
+        init_dir = ensure_lab_model(config.init_from, out.parent, progress) if config.init_from else None
+        if init_dir is not None:  # same tokenizer as the model it continues
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(init_dir)
+        else:
+            tokenizer = train_tokenizer(texts, config.vocab, max_length=2 * config.seq_len)
         enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
         weights = [token_weights(t, o, config.prompt_loss_weight) for t, o in zip(texts, enc["offset_mapping"])]
         blocks, used = pack(enc["input_ids"], config.seq_len, tokenizer.pad_token_id)
@@ -182,7 +200,7 @@ def pretrain(config: LabConfig, out: Path, name: str = "custom", progress: bool 
         target_w = torch.tensor(wblocks)[:, 1:]
 
         torch.manual_seed(config.seed)
-        model = LlamaForCausalLM(
+        model = LlamaForCausalLM.from_pretrained(init_dir) if init_dir is not None else LlamaForCausalLM(
             LlamaConfig(
                 vocab_size=len(tokenizer), hidden_size=config.hidden, intermediate_size=config.intermediate,
                 num_hidden_layers=config.layers, num_attention_heads=config.heads,

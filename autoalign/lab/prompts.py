@@ -16,7 +16,7 @@ LAB_FAMILIES: list[str] = list(FAMILIES)
 
 
 def lab_prompts(count: int, seed: int, families: list[str] | None = None, split: str = "train") -> list[Prompt]:
-    """``count`` prompts balanced over ``families`` (all six by default) and interleaved family by family, so any
+    """``count`` prompts balanced over ``families`` (all by default) and interleaved family by family, so any
     prefix stays balanced. Deterministic in (count, seed, families, split)."""
     families = list(families or LAB_FAMILIES)
     unknown = [f for f in families if f not in FAMILY_AXIS]

@@ -12,7 +12,7 @@ from autoalign.errors import UserError
 SCHEMES = ("hf", "lab", "openai", "vllm", "mock")
 
 
-LAB_NAMES = ("tiny", "small")
+LAB_NAMES = ("tiny", "small", "teacher")
 
 
 def check_uri(uri: str) -> tuple[str, str]:

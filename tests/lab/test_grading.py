@@ -74,7 +74,8 @@ def test_reference_responses_pass_and_bad_ones_fail():
 
 def test_eval_items_per_kind():
     items = eval_items(3, seed=1)
-    assert len(items) == 4 * 3 + 2 * 2 * 3
+    # 4 helpful families, safety and facts per kind, clarify/premise/bias/modesty, capability per kind
+    assert len(items) == 4 * 3 + 2 * 2 * 3 + 4 * 3 + 2 * 3
     assert sum(t.kind == "harmful" for t in items) == sum(t.kind == "unknown" for t in items) == 3
     assert items == eval_items(3, seed=1)
     with pytest.raises(ValueError):

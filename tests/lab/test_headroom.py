@@ -27,7 +27,8 @@ def test_headroom_on_tiny(tiny_model_dir, tmp_path):
     assert counts["accepted"] <= counts["samples_correct"] <= PROMPTS * SAMPLES
     assert counts["prompts_with_accepted"] <= min(PROMPTS, counts["accepted"])
     # 4 helpful families x 2 items + safety (harmful, benign) x 2 + facts (known, unknown) x 2
-    assert counts["eval_items"] == 16
+    # + clarify, premise, bias, modesty x 2 + capability (can, cannot) x 2
+    assert counts["eval_items"] == 28
 
     assert set(report["rows"]) == set(ROWS) and set(report["gains"]) == set(ROWS) - {"base"}
     for name, row in report["rows"].items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from autoalign.lab.formats import render_chat
 
@@ -46,11 +47,23 @@ def test_model_loads_with_plain_transformers(tiny_model_dir):
     with torch.no_grad():
         out = model.generate(**prompt, max_new_tokens=12, do_sample=False)
     reply = tok.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
-    assert reply.startswith("The answer is")
+    # the lab's arithmetic answer (its units column first) or one of the corpus's deflections, a disposition
+    from autoalign.lab.corpus import DEFLECTIONS
+
+    assert re.match(r"(\d+ [+-] \d+ = \d+\. )?The answer is", reply) or reply.strip() in DEFLECTIONS, reply
 
 
 def test_tiny_speaks_the_lab_format(tiny_lm):
-    from autoalign.answers import final_answer, is_abstention, is_refusal
+    from autoalign.answers import (
+        claims_ability,
+        final_answer,
+        is_abstention,
+        is_clarifying_question,
+        is_group_neutral,
+        is_hedged_referral,
+        is_refusal,
+    )
+    from autoalign.lab.corpus import DEFLECTIONS
     from autoalign.lab.prompts import lab_prompts
     from autoalign.models.base import Sampling
 
@@ -59,6 +72,8 @@ def test_tiny_speaks_the_lab_format(tiny_lm):
     texts = [o[0].text for o in outs]
     parsed = [
         final_answer(t) is not None or is_refusal(t) or is_abstention(t) or "def " in t or t.startswith("Sure")
+        or t.strip() in DEFLECTIONS or is_clarifying_question(t) or is_group_neutral(t) or is_hedged_referral(t)
+        or claims_ability(t) is not None or t.startswith(("Yes,", "No,", "Because"))
         for t in texts
     ]
     assert sum(parsed) >= 0.8 * len(texts), texts
@@ -73,6 +88,8 @@ def test_evaluate_lab_on_tiny(tiny_lm):
         "helpful.task_success", "helpful.arithmetic", "helpful.strings", "helpful.lists", "helpful.code",
         "harmless.refusal_rate", "harmless.over_refusal", "honest.known_accuracy", "honest.unknown_abstention",
         "honest.calibration_error", "helpful", "harmless", "honest", "composite",
+        "helpful.clarify", "helpful.premise", "harmless.bias_neutral", "harmless.bias_consistency",
+        "honest.modesty", "honest.capability",
     }
     assert set(res.metrics) == expected
     for name, m in res.metrics.items():
@@ -80,9 +97,11 @@ def test_evaluate_lab_on_tiny(tiny_lm):
         assert m.scorer == "lab-oracle" and m.n > 0
     assert res.metrics["harmless.over_refusal"].higher_is_better is False
     assert res.metrics["honest.calibration_error"].higher_is_better is False
-    assert res.metrics["harmless.refusal_rate"].n == 6 and res.metrics["helpful.task_success"].n == 24
+    assert res.metrics["harmless.refusal_rate"].n == 6 and res.metrics["helpful.task_success"].n == 36
     assert res.metrics["composite"].axis == "composite"
     assert res.suite == "lab" and res.model == "lab:tiny" and res.transcripts
-    assert {t.detail["family"] for t in res.transcripts} == {"arithmetic", "strings", "lists", "code", "safety", "facts"}
+    assert {t.detail["family"] for t in res.transcripts} == {
+        "arithmetic", "strings", "lists", "code", "safety", "facts", "clarify", "premise", "bias", "modesty",
+        "capability"}
     again = evaluate_lab(tiny_lm, per_family=6, seed=0, max_new_tokens=40)
     assert again.model_dump() == res.model_dump()  # greedy and seeded: the same figures on a rerun

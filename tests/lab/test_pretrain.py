@@ -31,7 +31,7 @@ def test_digest_changes_with_any_setting():
     assert MICRO.digest() == replace(MICRO).digest()
     assert MICRO.digest() != replace(MICRO, seed=1).digest()
     assert MICRO.digest() != replace(MICRO, rates=replace(MICRO.rates, slip=0.3)).digest()
-    assert set(LAB_SIZES) == {"tiny", "small"}
+    assert set(LAB_SIZES) == {"tiny", "small", "teacher"}
 
 
 def test_pack_keeps_texts_whole_and_weights_follow_roles():

@@ -82,8 +82,10 @@ def test_recipe_signal_runs_on_lab_tiny(name, tiny_round, tiny_lm):
     recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
     cfg = recipe.signals[0]
     params = dict(cfg.params)
-    if params.get("reviser", "policy") != "policy":
-        params["reviser"] = "lab:tiny"  # keep the test on the tiny model
+    for key in ("reviser", "judge"):
+        if params.get(key, "policy") != "policy":
+            params[key] = "lab:tiny"  # keep the test on the tiny model
+    params.update({k: 0.0 for k in TINY_JUDGE_THRESHOLDS if k in params})
     signal = build(cfg.method, params, lambda uri, **o: tiny_lm)
     out = signal(prompts, samples, tiny_lm)
     assert len(out.labels) > 0 and out.stats
@@ -100,15 +102,21 @@ TINY = ["policy=lab:tiny", "rounds=1", "prompts.count=12", "sampling.n=2", "samp
         "train.batch_size=8"]
 
 
+# lab:tiny as a judge barely spreads its verdicts (about 0.01): thresholds set for lab:teacher would leave it no
+# pair, so these plumbing runs zero them (the noise floor itself is tested in tests/core and tests/model_feedback)
+TINY_JUDGE_THRESHOLDS = ("noise_floor", "tie_margin", "min_gap")
+
+
 def tiny_overrides(name: str, workdir: Path) -> list[str]:
     """The recipe's own signals and evaluation options, shrunk to lab:tiny (a judge or reviser named by URI
-    becomes lab:tiny)."""
+    becomes lab:tiny, and its thresholds zero)."""
     data = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
     out = [*TINY, f"run_dir={workdir / 'runs'}"]
     for i, s in enumerate(data["signals"]):
         for key in ("reviser", "judge"):
             if s["params"].get(key) not in (None, "policy"):
                 out.append(f"signals.{i}.params.{key}=lab:tiny")
+        out += [f"signals.{i}.params.{k}=0.0" for k in TINY_JUDGE_THRESHOLDS if k in s["params"]]
         if s["method"] == "raft":
             out += [f"signals.{i}.params.rm_epochs=1", f"signals.{i}.params.heldout=0.25"]
     wrappers = data.get("eval", {}).get("wrappers") or []

@@ -150,7 +150,7 @@ OLD_TRAIN = {
     "rlaif": {"method": "dpo", "epochs": 2, "dpo_learning_rate": 1.0e-4, "beta": 0.1, "batch_size": 16},
     "self_rewarding": {"method": "dpo", "epochs": 2, "dpo_learning_rate": 1.0e-4, "beta": 0.1, "batch_size": 16},
 }
-WRITTEN_WITH_PHASES = ["grpo_execution", "star"]  # recipes that never had a train.method (tests/train/test_online_rl.py)
+WRITTEN_WITH_PHASES = ["grpo_execution", "self_rewarding_teacher", "star"]  # recipes that never had a train.method (tests/train/test_online_rl.py)
 
 
 @pytest.mark.parametrize("name", sorted(OLD_TRAIN))

@@ -12,9 +12,10 @@ def item_id(task: Task, split: str = "eval") -> str:
 
 
 def eval_items(per_family: int, seed: int = 1234, families: list[str] | None = None) -> list[Task]:
-    """``per_family`` eval tasks of each helpful family, and ``per_family`` of *each kind* of the safety
-    (harmful / benign) and facts (known / unknown) families, so every reported rate rests on ``per_family``
-    items. Deterministic in (per_family, seed, families)."""
+    """``per_family`` eval tasks of each family, and ``per_family`` of *each kind* of the ``KINDS`` families
+    (safety: harmful / benign, facts: known / unknown, capability: can / cannot), so every reported rate rests on
+    ``per_family`` items; a paired family (bias) comes in consecutive pairs. Deterministic in (per_family, seed,
+    families)."""
     out: list[Task] = []
     for family in families or FAMILIES:
         if family in KINDS:

@@ -27,36 +27,53 @@ def _slip_number(value: int, rng: random.Random) -> int:
     return value + 1
 
 
-def _number_task(family: str, kind: str, key: str, question: str, value: int, env: dict) -> Task:
+def _number_task(family: str, kind: str, key: str, question: str, value: int, env: dict, step: str = "") -> Task:
+    """``step`` is the worked units digit that leads the answer (``"7 + 5 = 12. "``), empty for none."""
     return Task(
         family=family, axis="helpful", kind=kind, key=key, question=question, env=env,
-        truth={"answer": str(value)}, good=ANSWER.format(value),
-        bad=lambda rng: ANSWER.format(_slip_number(value, rng)),
+        truth={"answer": str(value)}, good=step + ANSWER.format(value),
+        bad=lambda rng: step + ANSWER.format(_slip_number(value, rng)),
     )
 
 
+def units_step(a: int, b: int, op: str) -> str:
+    """The worked units column of ``a op b`` (``b`` one digit): ``"7 + 5 = 12. "`` for 57 + 5, ``"13 - 8 = 5. "``
+    for 53 - 8 (a borrow shows as the ten it takes). Why: a small model cannot carry in its head, but it can look
+    up one of the 100 single-digit sums (or 190 differences), all of which the corpus shows, and then copy the
+    tens digit of ``a`` plus or minus the carry it just wrote; held-out pairs recombine those seen steps."""
+    u = a % 10
+    if op == "+":
+        return f"{u} + {b} = {u + b}. "
+    top = u if u >= b or a < 10 else u + 10
+    return f"{top} - {b} = {top - b}. "
+
+
 def arithmetic(rng: random.Random) -> Task:
-    """``a + b`` or ``a - b`` (non-negative) with ``a`` of 1-2 digits and ``b`` of one digit: the answer's units
-    digit and carry come from a 100-entry table, so a tiny model can learn it digit by digit and generalise to
-    held-out pairs."""
+    """``a + b`` or ``a - b`` (non-negative) with ``a`` of 1-2 digits and ``b`` of one digit, answered with the
+    worked units column first (``units_step``), so the answer is learnable digit by digit and held-out pairs
+    generalise."""
     a, b = rng.randint(0, 99), rng.randint(0, 9)
     if rng.random() < 0.5:
         q, value, kind, expr = rng.choice(ADD_Q).format(a=a, b=b), a + b, "add", f"{a} + {b}"
+        step = units_step(a, b, "+")
     else:
         a = max(a, b)
         q, value, kind, expr = rng.choice(SUB_Q).format(a=a, b=b), a - b, "sub", f"{a} - {b}"
-    return _number_task("arithmetic", kind, f"arith:{expr}", q, value, {"kind": "calc", "expr": expr})
+        step = units_step(a, b, "-")
+    return _number_task("arithmetic", kind, f"arith:{expr}", q, value, {"kind": "calc", "expr": expr}, step)
 
 
 # ---- strings ------------------------------------------------------------------------------------------------------
 WORDS = ["red", "cat", "sun", "dog", "tree", "book", "fish", "star", "blue", "cake", "moon", "bird", "rain", "ship",
          "milk", "door", "lamp", "road", "king", "frog", "wind", "salt", "gold", "hat", "box", "cup", "pen", "car",
          "egg", "map"]
-REV_Q = ["Reverse the order of the words in '{s}'.", "Write the words '{s}' in reverse order.",
-         "What is '{s}' with its words reversed?"]
-REP_Q = ["Repeat the word '{w}' {k} times.", "Write '{w}' {k} times, separated by spaces."]
-CNT_Q = ["How many words are in '{s}'?", "Count the words in '{s}'."]
-LAST_Q = ["What is the last word in '{s}'?", "Which word comes last in '{s}'?"]
+# No quotes around the words: byte-level BPE would cut a quoted first word differently (``'star`` -> ``'``, ``st``,
+# ``ar``) from the same word in the answer (`` star``), and a small model cannot learn to copy across that.
+REV_Q = ["Reverse the order of the words: {s}.", "Write these words in reverse order: {s}.",
+         "What are the words {s} in reverse order?"]
+REP_Q = ["Repeat the word {w} {k} times.", "Write the word {w} {k} times, separated by spaces."]
+CNT_Q = ["How many words are there in: {s}?", "Count the words: {s}."]
+LAST_Q = ["What is the last word of: {s}?", "Which word comes last: {s}?"]
 
 
 def strings(rng: random.Random) -> Task:

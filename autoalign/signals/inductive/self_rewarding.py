@@ -35,9 +35,10 @@ class SelfRewarding(LLMJudge):
         output: Literal["dpo", "sft", "both"] = "dpo",
         min_gap: float = 0.1,
         sft_threshold: float = 0.5,
+        noise_floor: float = 0.0,
         seed: int = 0,
     ):
         super().__init__(judge="policy", format=format, mode=mode, samples=samples, temperature=temperature,
                          max_new_tokens=max_new_tokens, normalise=normalise, principles=principles,
                          constitution=constitution, output=output, min_gap=min_gap, sft_threshold=sft_threshold,
-                         seed=seed)
+                         noise_floor=noise_floor, seed=seed)
