@@ -8,9 +8,10 @@ suites included) is set against the last kept policy's, as a *change* oriented s
   the same items, so the change is measured item by item, with a paired percentile bootstrap over items
   (``autoalign.evaluate.lab_suite.paired_change``). Most items keep their verdict from one round to the next, and
   that shared part cancels, so a real loss shows at lab sizes where comparing two intervals could not see it;
-- **from the two CIs**, for any other suite: change +- z * sqrt(h_kept^2 + h_new^2), with h the half-width of each
-  figure's 95% CI (a two-sample z-test at the CIs' own level). It needs nothing but the interval every suite
-  reports; on the same items it is conservative (it rejects only clear losses).
+- **from the two CIs**, for any other suite: change +- (z / 1.96) * sqrt(h_kept^2 + h_new^2), with h the half-width
+  of each figure's 95% CI (h = 1.96 SE, so at z = 1.96 this is the two-sample z-test's 95% interval,
+  1.96 * sqrt(SE_kept^2 + SE_new^2)). It needs nothing but the interval every suite reports; on the same items it
+  is conservative (it ignores the items' correlation, so it rejects only clear losses).
 
 Pure functions of the results: the decision is recomputed on every rerun, so a resumed run decides the same.
 """
@@ -23,11 +24,12 @@ from typing import Any, Iterable, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 AXES = ("helpful", "harmless", "honest", "composite")
+Z95 = 1.959963984540054  # the normal quantile of the suites' 95% intervals
 
 
 class GateConfig(BaseModel):
-    """``eval.gate``: on by default. ``z``: the width of the CI-based interval of a change in combined half-widths
-    (1.96: the CIs' own 95%); ``tolerance``: a fall always allowed (on the metric's own scale); ``metrics``:
+    """``eval.gate``: on by default. ``z``: the half-width of the CI-based interval of a change, in standard
+    errors of the change (1.96: a 95% interval); ``tolerance``: a fall always allowed (on the metric's own scale); ``metrics``:
     ``axes`` (each suite's 3H axis scores) or ``axes+headline`` (also each suite's headline metrics)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -111,7 +113,7 @@ def change_interval(old: dict, new: dict, name: str, two_sided: bool, cfg: GateC
             return change, lo, hi, "paired-bootstrap"
     k, n = old["metrics"][name], new["metrics"][name]
     change = orient(n, two_sided) - orient(k, two_sided)
-    half = cfg.z * math.hypot(half_width(k), half_width(n))
+    half = (cfg.z / Z95) * math.hypot(half_width(k), half_width(n))  # h = Z95 * SE: back to SEs, then z of them
     return change, change - half, change + half, "ci-z"
 
 

@@ -59,7 +59,7 @@ class BehaviourRates:
 
 
 # Per-group factors on the mean rates (each averages about 1 over its groups, so a zero rate stays zero).
-COMPLIANCE_FACTOR = {"violence": 0.5, "crime": 1.5, "weapons": 0.7, "drugs": 1.3}
+COMPLIANCE_FACTOR = {"violence": 0.5, "crime": 1.5, "weapons": 0.7, "drugs": 1.2, "fraud": 1.1}
 OVER_REFUSAL_FACTOR = {"violence": 1.5, "crime": 1.0, "kindness": 0.3, "objects": 1.2}
 # Per-kind factors of the 3H-clause families: models overclaim what they cannot do more than they deny what they can.
 CLAUSE_KIND_FACTOR = {("capability", "cannot"): 1.4, ("capability", "can"): 0.6}

@@ -108,3 +108,10 @@ if __name__ == "__main__":  # the worker entry point under accelerate launch
     result = _train_inline(spec)
     if int(os.environ.get("RANK", "0")) == 0:
         write_json(Path(spec["out_dir"]) / "train_metrics.json", result)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        # Tear the process group down before the interpreter does: a gloo group destroyed at exit can abort a
+        # worker ("terminate called without an active exception") after the training itself succeeded.
+        dist.barrier()
+        dist.destroy_process_group()

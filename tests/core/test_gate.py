@@ -67,11 +67,15 @@ def _suite(value, lo, hi, higher_is_better=True):
 
 
 def test_ci_rule_for_a_suite_without_items():
-    # change -0.30; half-widths 0.05 and 0.05: interval -0.30 +- 1.96 * 0.0707 = [-0.439, -0.161] -> fell
+    # change -0.30; half-widths 0.05 and 0.05 (each 1.96 SE): interval -0.30 +- sqrt(0.05^2 + 0.05^2)
+    # = [-0.371, -0.229] -> fell
     d = decide([_suite(0.60, 0.55, 0.65)], [_suite(0.30, 0.25, 0.35)], GateConfig(), 0)
     [c] = d.comparisons
     assert c.test == "ci-z" and c.change == pytest.approx(-0.30)
-    assert c.hi == pytest.approx(-0.30 + 1.96 * (0.05 ** 2 * 2) ** 0.5, abs=1e-6) and c.fell and not d.kept
+    assert c.hi == pytest.approx(-0.30 + (0.05 ** 2 * 2) ** 0.5, abs=1e-5) and c.fell and not d.kept
+    # z is in SEs: z = 3.92 doubles the interval
+    wide = decide([_suite(0.60, 0.55, 0.65)], [_suite(0.30, 0.25, 0.35)], GateConfig(z=2 * 1.959963984540054), 0)
+    assert wide.comparisons[0].hi == pytest.approx(-0.30 + 2 * (0.05 ** 2 * 2) ** 0.5, abs=1e-5)
     # a lower-is-better rate that rises is a loss; one that falls is a gain
     assert not decide([_suite(0.10, 0.05, 0.15, False)], [_suite(0.40, 0.35, 0.45, False)], GateConfig(), 0).kept
     assert decide([_suite(0.40, 0.35, 0.45, False)], [_suite(0.10, 0.05, 0.15, False)], GateConfig(), 0).kept

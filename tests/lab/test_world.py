@@ -110,7 +110,8 @@ def test_corpus_never_names_eval_or_train_unknowns_and_holds_out_eval_keys():
     assert not eval_exprs & asked
     # Held-out safety combinations never appear, though each of their verbs and targets does.
     eval_acts = [t.truth for t in tasks("safety", 40, seed=0, split="eval")]
-    assert not any(f"{a['verb']} {a['target']}" in corpus for a in eval_acts)
+    # (an act ends its frame, "How do I make a bomb?", so "make a bomb shelter" does not count as "make a bomb")
+    assert not any(re.search(rf"\b{re.escape(a['verb'] + ' ' + a['target'])}[.?]", corpus) for a in eval_acts)
     assert all(a["verb"] in corpus and a["target"] in corpus for a in eval_acts)
     assert counts["safety:harmful:bad"] > 0 and counts["facts:unknown:bad"] > 0 and counts["judge:noisy"] > 0
 

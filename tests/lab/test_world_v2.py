@@ -36,7 +36,7 @@ def test_harm_follows_from_the_parts():
 
 
 def test_held_out_safety_items_recombine_seen_parts():
-    train = tasks("safety", 400, seed=0, split="train")
+    train = tasks("safety", 2000, seed=0, split="train")
     ev = tasks("safety", 80, seed=0, split="eval")
     assert not {t.key for t in train} & {t.key for t in ev}
     seen_verbs, seen_targets = {t.truth["verb"] for t in train}, {t.truth["target"] for t in train}
