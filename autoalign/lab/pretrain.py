@@ -30,7 +30,7 @@ from autoalign.lab.formats import END
 from autoalign.lab.world.common import EVAL_SHARE, WORLD_SEED
 
 # Bump when the world, corpus or training code changes in a way that changes the model: it is part of the hash.
-LAB_VERSION = 2
+LAB_VERSION = 3
 ASSISTANT = "<|assistant|>\n"
 
 
