@@ -177,7 +177,9 @@ def test_recipe_one_round_end_to_end_on_lab_tiny(name, finished):
     if name == "self_rewarding":
         prompts = (run / "round-1" / "prompts" / "prompts.jsonl").read_text().splitlines()
         assert any('"source":"self_instruct"' in p.replace(" ", "") for p in prompts)
-        assert "self_rewarding.judge_pairwise" in agreement["metrics"]
+        # (a pairwise figure needs two samples of a prompt that the oracle grades apart, which 12 prompts over
+        # eleven families may not give; every judged, graded sample has a pointwise verdict)
+        assert "self_rewarding.judge_pointwise" in agreement["metrics"]
     if name in ("constitutional_ai", "aligner"):
         assert f"{name}.revision_correct" in agreement["metrics"]
 
