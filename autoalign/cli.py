@@ -21,15 +21,42 @@ app.add_typer(lab_app, name="lab")
 console = Console(stderr=True)
 
 
+def package_version() -> str:
+    """The installed distribution's version (the package metadata), else the source tree's ``__version__``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autoalign")
+    except PackageNotFoundError:
+        from autoalign import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"autoalign {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_print_version, is_eager=True, help="print the version and exit")] = False):
+    """Align language models to the 3H standard with automated signals."""
+
+
 def recipes_dir() -> Path:
-    """``./recipes`` when run from a checkout, else the checkout this package was installed from."""
-    here = Path.cwd() / "recipes"
-    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "recipes"
+    """The shipped recipes: package data (``autoalign/recipes/``), so they come with a wheel; a checkout's top-level
+    ``recipes/`` links to the same directory."""
+    return Path(__file__).resolve().parent / "recipes"
 
 
 def resolve_recipe(name: str) -> Path:
+    """A recipe file: ``name`` as a path, else a shipped recipe by name (``demo``, ``demo.yaml``, or
+    ``recipes/demo.yaml`` as the README writes it, which resolves outside a checkout too)."""
     p = Path(name)
-    candidate = recipes_dir() / (name if name.endswith(".yaml") else f"{name}.yaml")
+    file_name = name if name.endswith(".yaml") else f"{name}.yaml"
+    candidate = recipes_dir() / (file_name[len("recipes/"):] if file_name.startswith("recipes/") else file_name)
     try:
         if p.is_file():
             return p
@@ -40,23 +67,44 @@ def resolve_recipe(name: str) -> Path:
     raise UserError(f"recipe {name}: file not found (looked in . and {recipes_dir()})")
 
 
+DRY_RUN_HELP = "check everything, print the plan (stages, models, suites, data files, model calls) and exit"
+WAIT_HELP = "when another run holds the run directory, wait for it to end (then resume) instead of exiting 2"
+
+
 @app.command()
 def run(
     recipe: Annotated[str, typer.Argument(help="recipe YAML path, or the name of one in recipes/")],
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="dotted overrides: train.epochs=3")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="dotted overrides: train.epochs=3 (a variant runs as <name>-<overrides> unless name=... is given)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
 ):
-    """Run an alignment recipe: rounds of prompts -> samples -> signals -> training -> evaluation, then a report."""
-    from autoalign.loop import Run
-    from autoalign.recipe import load_recipe
+    """Run an alignment recipe: rounds of prompts -> samples -> signals -> training -> evaluation, then a report.
+
+    Everything the run needs is checked before a model loads or a file is written."""
+    from autoalign.recipe import load_recipe, variant_name
 
     r = load_recipe(resolve_recipe(recipe), overrides or [])
-    Run(r, console=console).execute()
+    r = r.model_copy(update={"name": variant_name(r.name, overrides or [])})
+    if dry_run:
+        from autoalign.plan import preflight
+
+        for line in preflight(r).lines():
+            typer.echo(line)
+        return
+    from autoalign.loop import Run
+
+    Run(r, console=console).execute(wait=wait)
 
 
 @app.command()
-def demo(overrides: Annotated[Optional[list[str]], typer.Argument(help="dotted overrides")] = None):
+def demo(
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="dotted overrides")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
+):
     """The main job: recipes/demo.yaml on the lab model, two rounds, with its report."""
-    run("demo", overrides)
+    run("demo", overrides, dry_run=dry_run, wait=wait)
 
 
 @app.command("eval")
@@ -89,11 +137,13 @@ def eval_(
     import time
 
     from autoalign.evaluate.runner import check_data, expand, parse_options, run_suites
-    from autoalign.models.registry import check_uri, load_lm
+    from autoalign.models.registry import load_lm
+    from autoalign.plan import check_model, check_suites
 
     started = time.monotonic()
-    for uri in filter(None, (model, judge, reference)):
-        check_uri(uri)
+    for flag, uri in (("model", model), ("--judge", judge), ("--reference", reference)):
+        if uri:
+            check_model(uri, "" if flag == "model" else flag)
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1 (got {limit})")
     if (best_of_n is None) != (reward_model is None):
@@ -104,6 +154,7 @@ def eval_(
         raise UserError(f"--reward-model {reward_model}: not a reward model directory (no config.json)")
     options = parse_options(option or [])
     names = expand([s for x in suite for s in x.split(",") if s.strip()], judge, reference, options)
+    check_suites(names, judge, reference, options, "--suite")
     counts = check_data(names, data_dir, options)  # a bad data file fails here, before the model loads
     lm = load_lm(model)  # a model that cannot load (no key, server down) is one line before anything else prints
     if best_of_n is not None:
@@ -145,6 +196,94 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory holding
     from autoalign.report.html import write_run_report
 
     console.print(f"[bold green]report[/] {write_run_report(run_dir)}")
+
+
+@app.command()
+def runs(runs_dir: Annotated[Path, typer.Argument(help="the directory holding the runs")] = Path("runs")):
+    """List the runs under RUNS_DIR (default runs) with their status and headline figures.
+
+    Per run: running, finished or stopped; rounds done of planned; the final policy's round (the last one the 3H
+    gate kept) and its lab composite and 3H score per axis, with 95% CIs."""
+    from autoalign.runs_index import list_runs, runs_table
+
+    if not runs_dir.is_dir():
+        raise UserError(f"runs directory {runs_dir}: not a directory")
+    found = list_runs(runs_dir)
+    if not found:
+        console.print(f"no runs in {runs_dir}")
+        return
+    Console(width=None if sys.stdout.isatty() else 200).print(runs_table(found, f"runs in {runs_dir}"))
+
+
+@app.command()
+def compare(
+    entries: Annotated[list[str], typer.Argument(
+        help="runs (a run directory, or a run's name under --runs-dir), eval output directories, or model URIs")],
+    out: Annotated[Path, typer.Option(help="output directory (compare.html, compare.json, cache/)")] = Path(
+        "runs/compare"),
+    runs_dir: Annotated[Path, typer.Option(help="where run names are looked up")] = Path("runs"),
+    suite: Annotated[list[str], typer.Option(
+        help="suites a model URI is evaluated on (as autoalign eval)")] = ["lab"],  # noqa: B006 -- only read
+    limit: Annotated[Optional[int], typer.Option(help="model URIs: at most N items per suite")] = None,
+    per_family: Annotated[Optional[int], typer.Option(help="model URIs: lab suite items per task family")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="public benchmark files, for model URIs")] = None,
+    judge: Annotated[Optional[str], typer.Option(help="judge model URI for a model's judged suites")] = None,
+    seed: int = 1234,
+):
+    """Put several runs or models side by side: a table on the console and OUT/compare.html.
+
+    Each headline figure with its 95% CI and its change against the first entry. A run shows its final policy (the
+    last round the 3H gate kept); an eval output directory its results; a model URI is evaluated first (on --suite,
+    cached in OUT/cache)."""
+    from autoalign.plan import check_model, check_suites
+    from autoalign.report.compare import (
+        Entry,
+        console_table,
+        distinct,
+        find_entry,
+        load_run_entry,
+        write_compare_report,
+    )
+
+    if len(entries) < 2:
+        raise UserError("compare needs at least two runs or models")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1 (got {limit})")
+    found: list[Path | str] = []
+    for arg in entries:  # every argument checked before anything loads
+        path = find_entry(arg, runs_dir)
+        if path is None:
+            try:
+                check_model(arg)
+            except UserError as exc:
+                raise UserError(f"compare {arg}: not a finished run nor an eval directory (no metrics.json or "
+                                f"results.json), and not a model: {exc}") from None
+        found.append(path if path is not None else arg)
+    models = [a for a in found if isinstance(a, str)]
+    names: list[str] = []
+    if models:
+        from autoalign.evaluate.runner import check_data, expand
+
+        if judge:
+            check_model(judge, "--judge")
+        names = expand([s for x in suite for s in x.split(",") if s.strip()], judge, None, {})
+        check_suites(names, judge, None, {}, "--suite")
+        check_data(names, data_dir, {})
+    loaded: list[Entry] = []
+    for item in found:
+        if isinstance(item, Path):
+            loaded.append(load_run_entry(item))
+            continue
+        from autoalign.evaluate.runner import run_suites
+        from autoalign.models.registry import load_lm
+
+        console.print(f"evaluating {item} on {', '.join(names)}", highlight=False, markup=False)
+        results = run_suites(load_lm(item), names, limit=limit, data_dir=data_dir, seed=seed,
+                             judge=load_lm(judge) if judge else None, cache_dir=out / "cache", per_family=per_family)
+        loaded.append(Entry(item, item, results))
+    loaded = distinct(loaded)
+    Console(width=None if sys.stdout.isatty() else 200).print(console_table(loaded))
+    console.print(f"[bold green]compare[/] {write_compare_report(loaded, out)}")
 
 
 @app.command()
@@ -215,6 +354,9 @@ def lab_judge(
     comparison prefer the reference response to a bad one, and how far its P(Yes) spreads between them."""
     if per_family < 1:
         raise UserError(f"--per-family must be at least 1 (got {per_family})")
+    from autoalign.plan import check_model
+
+    check_model(model)
     from rich.table import Table
 
     from autoalign.evaluate.judge_quality import AXES, judge_quality
@@ -306,6 +448,13 @@ def run_cli(command: typer.Typer, args: list[str] | None = None, prog_name: str 
     except typer.Abort:
         console.print("aborted")
         return 1
+    except Exception as exc:  # a disk fault outside autoalign.store (a model save, a library's own file)
+        from autoalign.errors import disk_error
+
+        if (disk := disk_error(exc)) is None:
+            raise
+        _error(str(disk))
+        return 2
     except KeyboardInterrupt:
         code = 130
     if code == 130:  # typer turns a KeyboardInterrupt into exit code 130

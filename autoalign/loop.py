@@ -54,9 +54,9 @@ class Run:
     """One recipe's run directory and the stages in it."""
 
     def __init__(self, recipe: Recipe, console: Console | None = None, load_lm: Callable | None = None):
-        from autoalign.models.registry import check_uri
+        from autoalign.plan import preflight
 
-        check_uri(recipe.policy)
+        self.plan = preflight(recipe)  # every mistake is one line before the run directory is created
         self.recipe, r = recipe, recipe
         self.console = console or Console(stderr=True)
         self.dir = Path(r.run_dir) / r.name
@@ -71,9 +71,11 @@ class Run:
         self.evaluation = RoundEvaluation(self)
 
     # ---- the loop -------------------------------------------------------------------------------------------
-    def execute(self) -> Path:
+    def execute(self, wait: bool = False) -> Path:
+        """Run every round (resuming what a earlier run finished). ``wait``: when another run holds the run
+        directory, block until it ends (then resume from what it wrote) instead of refusing with one line."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with run_lock(self.dir):  # one run writes a run directory at a time
+        with run_lock(self.dir, wait=wait):  # one run writes a run directory at a time
             removed = clean_temporaries(self.dir)
             if removed:
                 self.console.print(f"removed {removed} temporary files a killed write left in {self.dir}")
@@ -93,7 +95,8 @@ class Run:
             samples = self.sample(k, policy_uri, prompts)
             result = self.apply_signals(k, policy_uri, prompts, samples)
             agreement = ev.agreement(k, policy_uri, prompts, samples, result, derive_seed(r.seed, "prompts", k))
-            trained = self.train(k, policy_uri, result, prompts)
+            # sampled by the kept policy; trained from it, or from the base every round (train.start_from: base)
+            trained = self.train(k, r.policy if r.train.start_from == "base" else policy_uri, result, prompts)
             results = ev.evaluate(k, trained)
             decision = (gate.decide(rounds[kept]["results"], results, r.eval.gate, kept, seed=r.eval.seed)
                         if r.eval.gate.enabled else None)

@@ -21,6 +21,8 @@ from typing import Any
 PROMPT_SOURCES: dict[str, str] = {
     "lab": "autoalign.prompt_sources:lab_source",
     "file": "autoalign.prompt_sources:file_source",
+    # opt-in multi-step lab tasks (chained arithmetic, list pipelines), not in the lab corpus or the lab suite
+    "lab_multistep": "autoalign.lab.world.multistep:multistep_source",
 }
 
 # method -> (config class, implementation); the config class is part of the recipe schema (recipe.py).
@@ -35,6 +37,19 @@ REWARD_SCORERS: dict[str, str] = {
     "execution": "autoalign.signals.environment.execution:ExecutionCheck",  # the sandbox checks env-carrying prompts
     "reward_model": "autoalign.signals.model_feedback.reward_model:RewardModel",  # a Bradley-Terry model directory
     "toxicity": "autoalign.evaluate.toxicity:ToxicityGrader",  # the lexicon grader (value 1 = non-toxic)
+    # a judge model (the reward's ``model``, e.g. lab:teacher) as the pointwise logprob judge: P(Yes) under the
+    # constitution's principle of the prompt's axis
+    "judge": "autoalign.signals.model_feedback.judges:PointwiseJudge",
+    # a process reward model (the reward's ``path``): each completion's weakest step (Math-Shepherd, eq. 4)
+    "process_reward": "autoalign.signals.model_feedback.process_reward:ProcessRewardScorer",
+}
+# how a reward's ``model`` URI becomes an LM (the run's registry; resolved when a phase runs)
+MODEL_LOADER = "autoalign.models.registry:load_lm"
+
+# PPO-ptx's pretraining-like text (``kind: ppo_ptx``, ``ptx.source``): name -> ``(count, seed, path) -> list[str]``
+PTX_SOURCES: dict[str, str] = {
+    "lab": "autoalign.lab.pretraining_text:lab_texts",  # documents and transcripts of the lab corpus generator
+    "file": "autoalign.train.ppo_ptx:file_texts",  # a user's JSONL of {"text": ...} rows
 }
 
 POLICY_WRAPPERS: dict[str, tuple[str, str]] = {

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from autoalign.decoding.aligner import AlignerConfig
 from autoalign.decoding.best_of_n import BestOfNConfig
@@ -46,11 +47,17 @@ class PromptsConfig(Strict):
     families, or a JSONL file of ``records.Prompt``), then rewritten in order by ``writers`` (Self-Instruct:
     partly written by the policy itself). ``self_instruct: {...}`` is shorthand for one self_instruct writer."""
 
-    source: Literal["lab", "file"] = "lab"
+    source: Literal["lab", "file", "lab_multistep"] = "lab"  # lab_multistep: autoalign.lab.world.multistep
     count: int = Field(200, ge=1)
     families: list[str] | None = None
     path: str | None = None
     writers: list[WriterConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> PromptsConfig:
+        if self.source == "file" and not self.path:
+            raise ValueError("path: required when source is file (a JSONL file of prompts: prompts.path=FILE)")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -112,6 +119,21 @@ class TrainConfig(Strict):
     launcher: Literal["inline", "accelerate"] = "inline"
     num_processes: int = Field(1, ge=1)
     accelerate_config: str | None = None  # an accelerate config file (DeepSpeed ZeRO, FSDP) for launcher: accelerate
+    # where each round's training starts: ``kept``, the last kept policy (the loop's default: round k+1 trains round
+    # k's policy); ``base``, the recipe's ``policy`` every round (ReST-EM, Singh et al. 2023, sec. 3: each Improve
+    # step fine-tunes the base model on the samples the latest policy generated)
+    start_from: Literal["kept", "base"] = "kept"
+    # experiment trackers every phase's trainer reports to (autoalign.train.tracking: tensorboard, wandb, mlflow...,
+    # whichever is installed); none by default. Not dumped: tracking changes no result (nor the train stage's key)
+    report_to: list[str] = Field(default_factory=list, exclude=True)
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _known_installed_trackers(cls, value: Any) -> list[str]:
+        from autoalign.train.tracking import parse_report_to
+
+        return parse_report_to(value)
+
     # the shorthand (see above); None: not given
     method: Literal["sft", "dpo", "sft+dpo"] | None = Field(None, exclude=True)
     epochs: float | None = Field(None, gt=0, exclude=True)
@@ -132,6 +154,15 @@ class TrainConfig(Strict):
         if self.method is not None or given:
             self.phases = apply_shorthand(self.phases, given, self.method)  # type: ignore[assignment]
         return self
+
+    @model_serializer(mode="wrap")
+    def _default_start_unsaved(self, handler: Any) -> Any:
+        """``start_from: kept`` (the default) is left out of the dump, so the train stage keys of runs written
+        before the field existed stay the same (a resumed run does not retrain)."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("start_from") == "kept":
+            data.pop("start_from")
+        return data
 
     @property
     def chain(self) -> str:
@@ -295,6 +326,30 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = (), data: di
         return Recipe.model_validate(data)
     except ValidationError as err:
         raise UserError(_describe(err, source)) from None
+
+
+# Overrides that say where a run goes, not what it does: they never make a variant (``run_dir=/scratch/runs``).
+LOCATION_KEYS = ("run_dir", "cache_dir")
+MAX_VARIANT_SLUG = 40
+
+
+def variant_name(name: str, overrides: Sequence[str]) -> str:
+    """The run name of a recipe run with ``overrides``, so that a variant never replaces the recipe's own run:
+
+    - no override, only ``run_dir`` / ``cache_dir``, or a ``name=...`` override (the user named the run): ``name``;
+    - else ``<name>-<overrides>``: the overrides in the order given, joined by ``,``, each character other than a
+      letter, digit or ``._=+-`` replaced by ``_`` (``demo-rounds=1``, ``demo-rounds=1,sampling.n=4``);
+    - when that part is longer than 40 characters: its first 31 characters, ``-`` and 8 hex digits of the SHA-256
+      of the overrides (``demo-rounds=1,sampling.n=4,train.-3f2a9c1e``), so long variants stay apart.
+
+    A pure function of the command line: the same command names the same run, so rerunning it resumes it."""
+    changes = [o.strip() for o in overrides if o.partition("=")[0].strip() not in LOCATION_KEYS]
+    if not changes or any(o.partition("=")[0].strip() == "name" for o in changes):
+        return name
+    slug = ",".join(re.sub(r"[^A-Za-z0-9._=+-]", "_", c) for c in changes)
+    if len(slug) > MAX_VARIANT_SLUG:
+        slug = f"{slug[:31]}-{hashlib.sha256(chr(10).join(changes).encode()).hexdigest()[:8]}"
+    return f"{name}-{slug}"
 
 
 def save_resolved(recipe: Recipe, path: Path) -> None:

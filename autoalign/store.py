@@ -1,7 +1,13 @@
 """The one place that touches disk: atomic writes, JSON-lines parts, stage manifests and the model-call cache.
 
 Atomic means write to a temp file in the same directory, fsync, rename, fsync the directory: a reader sees the old
-file or the new one, never half of one, and a killed process leaves at most a stray ``.tmp`` file behind.
+file or the new one, never half of one. A write that fails (a full disk) removes its temp file; one a kill
+interrupted leaves ``.<name>.<pid>-<hex>.tmp``, removed by the next write of that file once its writer is gone,
+and by ``clean_temporaries`` when a run starts. Files and directories get the modes the umask gives (0666 / 0777
+less the umask), as ``open`` and ``mkdir`` would, not ``mkstemp``'s private 0600.
+
+A disk that refuses a write (read-only, full, permission denied) is a ``DiskError``: one line naming the path and
+the remedy (``autoalign.errors``).
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import secrets
+import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,75 +28,164 @@ from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 from pydantic import BaseModel
 
+from autoalign.errors import DiskError, UserError, disk_error
 from autoalign.models.base import Completion, Prompt, Sampling, prompt_key
 
 T = TypeVar("T", bound=BaseModel)
 
+# what a temporary of ours is named after its target: ``<pid>-<16 hex>``; ``mkstemp``'s 8 characters (older runs)
+_TEMP_TOKEN = re.compile(r"(?:(?P<pid>\d+)-[0-9a-f]{16}|[a-z0-9_]{8})")
 
-# ---- atomic files -----------------------------------------------------------------------------------------------
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+@contextlib.contextmanager
+def on_disk(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a disk fault raised inside into a ``DiskError`` naming ``path`` (when the error names no file)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        yield
+    except DiskError:
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    except (OSError, sqlite3.Error) as exc:
+        err = disk_error(exc, path)
+        if err is None:
+            raise
+        raise err from exc
+
+
+def _writer_gone(token: str) -> bool:
+    """Is the process that made a temporary with this name token gone (so the temporary is stale)?"""
+    m = _TEMP_TOKEN.fullmatch(token)
+    if m is None:
+        return False  # not one of ours
+    if m["pid"] is None:
+        return True  # a mkstemp name: written by an older version, whose writes never outlive it
+    pid = int(m["pid"])
+    if pid == os.getpid():
+        return False  # maybe another thread's write in flight
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
+def _remove_stale(parent: Path, name: str) -> None:
+    """Remove temporaries of ``parent/name`` that a killed writer left (never one a live process is writing)."""
+    prefix = f".{name}."
+    with contextlib.suppress(OSError), os.scandir(parent) as entries:
+        for entry in entries:
+            n = entry.name
+            if n.startswith(prefix) and n.endswith(".tmp") and _writer_gone(n[len(prefix) : -len(".tmp")]):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _temp_name(final: Path, suffix: str = "") -> Path:
+    return final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(8)}{suffix}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
 
-@contextlib.contextmanager
-def run_lock(directory: str | os.PathLike) -> Iterator[None]:
-    """Hold ``directory/.lock`` (an advisory ``flock``, released by the kernel when the process ends, however it
-    ends) while a run writes the directory. A second run is refused with one line naming the holder's pid."""
-    from autoalign.errors import UserError
+# ---- atomic files -----------------------------------------------------------------------------------------------
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    with on_disk(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(path.parent, path.name)
+        tmp = _temp_name(path, ".tmp")
+        # O_EXCL on a fresh random name; mode 0o666 so the umask decides, as for any file the user's tools make
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
 
-    path = Path(directory) / ".lock"
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory (a saved model) beside ``path`` and rename it into place when the block succeeds; on any
+    failure (a full disk) the half-built directory is removed. ``with atomic_directory(out) as tmp: save(tmp)``.
+    A kill leaves ``.<name>.<pid>-<hex>``, which ``clean_temporaries`` removes when the run starts again."""
+    path = Path(path)
+    with on_disk(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(path)
+        tmp.mkdir()  # mode 0o777 less the umask, unlike mkdtemp's 0700
+        try:
+            yield tmp
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def run_lock(directory: str | os.PathLike, wait: bool = False) -> Iterator[None]:
+    """Hold ``directory/.lock`` (an advisory ``flock``, released by the kernel when the process ends, however it
+    ends, so a crashed run never leaves a stale lock) while a run writes the directory. A second run is refused
+    with one line naming the holder's pid, or with ``wait=True`` blocks until the holder ends."""
+    directory = Path(directory)
+    path = directory / ".lock"
     try:
-        fh = open(path, "a+")
-    except OSError as exc:
-        raise UserError(f"run directory {directory}: cannot write it ({exc.strerror})") from None
+        with on_disk(directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "a+")  # noqa: SIM115 - held open for the whole block, closed in the finally below
+    except DiskError:
+        raise
+    except OSError as exc:  # not a disk fault: e.g. the lock's path is taken by a directory
+        raise UserError(f"run directory {directory}: cannot write {path} ({exc.strerror or exc})") from None
     try:
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             raise UserError(f"run directory {directory} is in use by another run (pid {holder}); wait for it to "
-                            "end, or give this run another name") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+                            "end (--wait), or give this run another name") from None
+        with on_disk(path):
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
         yield
     finally:
         fh.close()
 
 
-def clean_temporaries(directory: str | os.PathLike) -> int:
-    """Remove what a killed atomic write left: ``.<name>.*.tmp`` files and ``.<name>.*`` model directories of
-    ``save_policy``. Call only while holding ``run_lock``. Returns how many were removed."""
-    import shutil
+# a temporary directory of ``atomic_directory`` (``.<name>.<pid>-<hex>``) or of an older ``save_policy`` (``.model.*``)
+_TEMP_DIR = re.compile(r"\..+\.\d+-[0-9a-f]{16}|\.model\..+")
 
+
+def clean_temporaries(directory: str | os.PathLike) -> int:
+    """Remove what a killed atomic write left: ``.<name>.*.tmp`` files and half-built model directories. Call only
+    while holding ``run_lock`` (no other writer is then alive in the directory). Returns how many were removed."""
     removed = 0
-    for p in Path(directory).rglob(".*"):
-        if p.name == ".lock" or p.name == ".key":
-            continue
-        if p.is_file() and p.name.endswith(".tmp"):
-            p.unlink(missing_ok=True)
-            removed += 1
-        elif p.is_dir() and p.name.startswith(".model."):
-            shutil.rmtree(p, ignore_errors=True)
-            removed += 1
+    with on_disk(directory):
+        for root, dirs, files in os.walk(Path(directory)):
+            for name in [d for d in dirs if _TEMP_DIR.fullmatch(d)]:
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+                dirs.remove(name)
+                removed += 1
+            for name in files:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    Path(root, name).unlink(missing_ok=True)
+                    removed += 1
     return removed
 
 
@@ -153,7 +250,8 @@ class Stage:
     def __init__(self, root: str | os.PathLike, name: str):
         self.dir = Path(root) / name
         self.name = name
-        self.dir.mkdir(parents=True, exist_ok=True)
+        with on_disk(self.dir):
+            self.dir.mkdir(parents=True, exist_ok=True)
         self._started = time.monotonic()
 
     @property
@@ -236,10 +334,10 @@ class CallCache:
 
     def __init__(self, directory: str | os.PathLike):
         self.path = Path(directory) / "calls.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._conn() as c:
-            c.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        with on_disk(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn().execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -256,29 +354,35 @@ class CallCache:
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        conn = self._conn()
-        for start in range(0, len(keys), 500):
-            batch = list(keys[start : start + 500])
-            marks = ",".join("?" * len(batch))
-            for k, v in conn.execute(f"SELECT key, value FROM calls WHERE key IN ({marks})", batch):
-                found[k] = json.loads(v)
+        with on_disk(self.path):
+            conn = self._conn()
+            for start in range(0, len(keys), 500):
+                batch = list(keys[start : start + 500])
+                marks = ",".join("?" * len(batch))
+                for k, v in conn.execute(f"SELECT key, value FROM calls WHERE key IN ({marks})", batch):
+                    found[k] = json.loads(v)
         return found
 
     def put_many(self, items: dict[str, Any]) -> None:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(
-                "INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)",
-                [(k, json.dumps(v)) for k, v in items.items()],
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        """One committed transaction. When it fails (a full disk fails the COMMIT, and SQLite has then already
+        rolled back) the original error is raised, as a ``DiskError`` when it is a disk fault: the rollback is
+        attempted only while a transaction is open, so it can never replace that error with its own."""
+        rows = [(k, json.dumps(v)) for k, v in items.items()]
+        with on_disk(self.path):
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
 
     def __len__(self) -> int:
-        return self._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+        with on_disk(self.path):
+            return self._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0]
 
 
 class CachedLM:

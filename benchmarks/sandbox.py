@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     console.print(table)
     missing = "; ".join(iso.missing) or "nothing"
     console.print(f"isolation: mount ns={iso.mount_namespace} pid ns={iso.pid_namespace} net ns="
-                  f"{iso.network_namespace} uid={iso.user[0] if iso.user else 'ours'}; missing: {missing}")
+                  f"{iso.network_namespace} uid={'own per process' if iso.drop_privileges else 'ours'}; missing: {missing}")
 
 
 if __name__ == "__main__":

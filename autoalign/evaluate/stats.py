@@ -1,27 +1,46 @@
-"""Confidence intervals and calibration, as pure functions."""
+"""Confidence intervals, calibration and agreement, as pure functions over maintained libraries.
+
+Which library computes what (and where a figure differs from the hand-written code these replaced):
+
+- ``wilson_interval``: statsmodels ``proportion_confint(method="wilson")``; same formula, same figures (to rounding).
+- ``bootstrap_interval``: scipy ``stats.bootstrap(method="percentile")`` with a seeded ``numpy`` generator. The
+  method is the same (percentile bootstrap over items), the resamples are not: scipy draws them from
+  ``numpy.random.default_rng(seed)`` (the hand code used ``random.Random(seed)``) and interpolates between order
+  statistics (the hand code took one), so an interval moves by resampling noise, typically < 0.01 at 1000 resamples.
+- ``logistic_regression``: scikit-learn ``LogisticRegression`` (Newton-Cholesky solver, no intercept, L2 through C);
+  the objective is the same, so the weights agree to the solvers' tolerance.
+- ``length_controlled_win_rate``: the fit as above; its interval through ``bootstrap_interval`` (so it too moves by
+  resampling noise against the hand code, which drew its own numpy resamples).
+- ``cohen_kappa``: scikit-learn ``cohen_kappa_score``; same figures.
+- ``expected_calibration_error``: neither scipy, statsmodels nor scikit-learn computes ECE; it stays the definition
+  (Guo et al. 2017, eq. 3) in numpy, with the bins of scikit-learn's ``calibration_curve`` (a test checks both agree).
+- ``mean_interval`` and ``pass_at_k`` are closed forms of a line each and stay as they were.
+"""
 
 from __future__ import annotations
 
 import math
-import random
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-if TYPE_CHECKING:  # numpy is imported lazily, where it is used
+if TYPE_CHECKING:  # numpy, scipy, statsmodels and scikit-learn are imported lazily, where they are used
     from numpy.typing import NDArray
 
 Z95 = 1.959963984540054
 
 
 def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (Wilson 1927); well-behaved at 0, 1 and small n."""
+    """Wilson score interval for a binomial proportion (Wilson 1927); well-behaved at 0, 1 and small n.
+
+    statsmodels' ``proportion_confint(method="wilson")`` at ``alpha = 2 * (1 - Phi(z))``; (0, 1) when n == 0."""
     if n == 0:
         return (0.0, 1.0)
+    from scipy.stats import norm
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(successes, n, alpha=float(2 * norm.sf(z)), method="wilson")
     p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # At p = 0 (or 1) centre - half is 0 (or centre + half is 1) only up to rounding: clamp so lo <= p <= hi holds.
-    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
+    # At p = 0 (or 1) the bound is 0 (or 1) only up to rounding: clamp so that 0 <= lo <= p <= hi <= 1 holds.
+    return (min(p, max(0.0, float(lo))), max(p, min(1.0, float(hi))))
 
 
 def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
@@ -38,31 +57,47 @@ def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float
 
 
 def bootstrap_interval(
-    values: Sequence, statistic, resamples: int = 1000, seed: int = 0, alpha: float = 0.05
+    values: Sequence, statistic: Callable[[list], float], resamples: int = 1000, seed: int = 0, alpha: float = 0.05
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``statistic(values)``; for figures with no closed form (ECE, composites)."""
-    if not values:
+    """Percentile bootstrap CI of ``statistic(values)``; for figures with no closed form (ECE, composites).
+
+    scipy's ``stats.bootstrap(method="percentile")`` resamples the items' positions (so ``values`` may be any
+    objects, and a list of pairs is resampled paired), seeded by ``numpy.random.default_rng(seed)``; ``statistic``
+    gets each resample as a list. (0, 0) for no values; one value has no spread: (s, s)."""
+    items = list(values)
+    if not items:
         return (0.0, 0.0)
-    rng = random.Random(seed)
-    n = len(values)
-    stats = sorted(statistic([values[rng.randrange(n)] for _ in range(n)]) for _ in range(resamples))
-    return (stats[int(alpha / 2 * resamples)], stats[min(resamples - 1, int((1 - alpha / 2) * resamples))])
+    if len(items) == 1:
+        s = float(statistic(items))
+        return (s, s)
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    def on_positions(idx: NDArray[Any]) -> float:
+        return float(statistic([items[i] for i in idx]))
+
+    res = bootstrap((np.arange(len(items)),), on_positions, n_resamples=resamples, vectorized=False,
+                    method="percentile", confidence_level=1 - alpha, rng=np.random.default_rng(seed))
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
-    """ECE = sum_b |B_b|/n * |acc(B_b) - conf(B_b)| over equal-width confidence bins (Guo et al. 2017, eq. 3)."""
-    n = len(confidences)
-    if n == 0:
+    """ECE = sum_b |B_b|/n * |acc(B_b) - conf(B_b)| over equal-width confidence bins (Guo et al. 2017, eq. 3).
+
+    Bin b holds the confidences in (b/bins, (b+1)/bins], the first bin also 0: the binning of scikit-learn's
+    ``calibration_curve(strategy="uniform")``, whose per-bin accuracy and confidence these are."""
+    import numpy as np
+
+    c = np.asarray(confidences, dtype=float)
+    if c.size == 0:
         return 0.0
-    total = 0.0
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        idx = [i for i, c in enumerate(confidences) if (lo < c <= hi) or (b == 0 and c == 0.0)]
-        if idx:
-            acc = sum(bool(correct[i]) for i in idx) / len(idx)
-            conf = sum(confidences[i] for i in idx) / len(idx)
-            total += len(idx) / n * abs(acc - conf)
-    return total
+    y = np.asarray(correct, dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.searchsorted(edges[1:-1], c)  # as calibration_curve assigns bins
+    count = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, weights=y, minlength=bins) - np.bincount(which, weights=c, minlength=bins))
+    # |B_b|/n * |acc_b - conf_b| = |sum_{i in b} (y_i - c_i)| / n; empty bins add 0
+    return float(gap[count > 0].sum() / c.size)
 
 
 # ---- added for the public suites (autoalign.evaluate.*) ----------------------------------------------------------
@@ -79,26 +114,30 @@ def logistic_regression(
     iterations: int = 100,
     tol: float = 1e-10,
 ) -> list[float]:
-    """Weights w maximising sum_i [y_i log s(w.x_i) + (1 - y_i) log(1 - s(w.x_i))] - l2/2 |w|^2, by Newton's method.
+    """Weights w maximising sum_i [y_i log s(w.x_i) + (1 - y_i) log(1 - s(w.x_i))] - l2/2 |w|^2.
 
     ``targets`` may be soft labels in [0, 1] (a judge's tie is 0.5), as AlpacaEval fits its GLM on preferences.
     No intercept is added: pass a column of ones. The small L2 keeps the fit finite when the data are separable.
+    Fitted by scikit-learn's ``LogisticRegression`` (Newton-Cholesky, ``C = 1 / l2``; no penalty at l2 = 0): a
+    soft label y_i becomes the row twice, a win weighted y_i and a loss weighted 1 - y_i, which is the same
+    log-likelihood term by term.
     """
+    import warnings
+
     import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
 
     x = np.asarray(features, dtype=float)
     y = np.asarray(targets, dtype=float)
-    w = np.zeros(x.shape[1])
-    eye = np.eye(x.shape[1])
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-(x @ w)))
-        grad = x.T @ (y - p) - l2 * w
-        hess = (x.T * (p * (1 - p))) @ x + l2 * eye
-        step = np.linalg.solve(hess, grad)
-        w = w + step
-        if float(np.max(np.abs(step))) < tol:
-            break
-    return [float(v) for v in w]
+    rows, labels = np.vstack([x, x]), np.concatenate([np.ones(len(y)), np.zeros(len(y))])
+    weights = np.concatenate([y, 1.0 - y])
+    model = LogisticRegression(C=1.0 / l2 if l2 > 0 else np.inf, fit_intercept=False, solver="newton-cholesky",
+                               max_iter=iterations, tol=tol)
+    with warnings.catch_warnings():  # a bootstrap resample can be near-separable; the L2 keeps its fit finite
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(rows, labels, sample_weight=weights)
+    return [float(v) for v in model.coef_[0]]
 
 
 def _lc_fit(preferences: Sequence[float] | NDArray[Any],
@@ -121,38 +160,38 @@ def length_controlled_win_rate(
     wins, 0.5 = tie); ``length_diffs[i]`` = len(model output) - len(reference output). The GLM is
         logit P(model wins) = theta + phi * tanh(delta_len / std(delta_len))           (Dubois et al., eq. 2)
     and the length-controlled win rate is its prediction with the length term at 0: sigmoid(theta). The CI is a
-    percentile bootstrap over items (refitting the GLM each time).
+    percentile bootstrap over items (``bootstrap_interval``, refitting the GLM on each resample).
     """
     import numpy as np
 
     n = len(preferences)
     if n == 0:
         return {"value": 0.0, "lo": 0.0, "hi": 1.0, "phi": 0.0, "raw": 0.0}
-    theta, phi = _lc_fit(preferences, length_diffs)
-    value = 1.0 / (1.0 + math.exp(-theta))
-    rng = np.random.default_rng(seed)
     prefs = np.asarray(preferences, dtype=float)
     diffs = np.asarray(length_diffs, dtype=float)
-    boots = []
-    for _ in range(resamples):
-        idx = rng.integers(0, n, n)
+    theta, phi = _lc_fit(prefs, diffs)
+    value = 1.0 / (1.0 + math.exp(-theta))
+
+    def lc_rate(idx: list[int]) -> float:
         t, _ = _lc_fit(prefs[idx], diffs[idx])
-        boots.append(1.0 / (1.0 + math.exp(-t)))
-    boots.sort()
-    lo = boots[int(0.025 * resamples)]
-    hi = boots[min(resamples - 1, int(0.975 * resamples))]
+        return 1.0 / (1.0 + math.exp(-t))
+
+    lo, hi = bootstrap_interval(list(range(n)), lc_rate, resamples=resamples, seed=seed)
     return {"value": value, "lo": min(lo, value), "hi": max(hi, value), "phi": phi, "raw": float(prefs.mean())}
 
 
 def cohen_kappa(a: Sequence, b: Sequence) -> float:
-    """Cohen's kappa = (p_o - p_e) / (1 - p_e): agreement beyond chance between two labelings (Cohen 1960)."""
-    n = len(a)
-    if n == 0:
+    """Cohen's kappa = (p_o - p_e) / (1 - p_e): agreement beyond chance between two labelings (Cohen 1960).
+
+    scikit-learn's ``cohen_kappa_score``; 0 for no items, and 1 when both labelings are one and the same label
+    (p_e = 1, where the ratio is 0/0)."""
+    if len(a) == 0:
         return 0.0
-    labels = set(a) | set(b)
-    p_o = sum(x == y for x, y in zip(a, b)) / n
-    p_e = sum((sum(x == k for x in a) / n) * (sum(y == k for y in b) / n) for k in labels)
-    return 1.0 if p_e == 1 else (p_o - p_e) / (1 - p_e)
+    if len(set(a) | set(b)) == 1:
+        return 1.0
+    from sklearn.metrics import cohen_kappa_score
+
+    return float(cohen_kappa_score(list(a), list(b)))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

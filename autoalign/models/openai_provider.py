@@ -6,9 +6,16 @@ raw ``str`` prompts go to the legacy ``/completions`` endpoint unchanged, as ``H
 
 Why it is built this way:
 - Retries (exponential backoff with jitter, ``Retry-After`` honoured, on 408/409/429/5xx, timeouts and broken
-  connections) are the ``openai`` client's own (``max_retries``). The one gap it leaves, a 2xx answer whose JSON is
-  cut off or garbled, is closed by an httpx response hook that turns it into a transport error (``DecodingError``),
-  which the same retry machinery then retries. No retry loop is written here.
+  connections) are the ``openai`` client's own (``max_retries``). The gap it leaves, a 2xx answer that is not a
+  completion (a gateway's HTML page, JSON cut off or garbled, JSON of another shape), is closed by an httpx
+  response hook that turns it into a transport error (``DecodingError``), which the same retry machinery then
+  retries; after the last attempt it is one line saying what came back. No retry loop is written here.
+- ``timeout`` bounds each attempt as a whole, from connecting to the last byte of the answer. httpx's timeouts
+  bound each socket operation, so a server trickling a byte every few seconds would never time out; here a
+  request hook starts each attempt's deadline and the client's connection pools run on a network backend that
+  gives every connect, read and write at most the time left before it, raising httpcore's own ``ReadTimeout``
+  when none is left (httpx2 has no whole-request timeout: pydantic/httpx2#557). The client sees an ordinary
+  timeout and retries it; proxies from the environment keep working.
 - Every attempt the client sends carries ``x-stainless-retry-count``; an httpx request hook counts them, so
   ``stats`` reports exactly how many retries a run needed.
 - Requests run on a thread pool of ``max_concurrency`` workers (the bound on requests in flight). Each prompt's
@@ -19,6 +26,8 @@ Why it is built this way:
   honours it and one request per sample where it does not (detected from the answer, e.g. ``transformers serve``).
 - The API key comes from an environment variable only (``OPENAI_API_KEY`` unless told otherwise); it never enters
   the fingerprint, a repr, the cache or the run directory. A loopback server with no key set gets a placeholder.
+  Every error message is redacted (``redact``): the key itself and anything shaped like a secret (``Bearer ...``,
+  ``sk-...``) in a server's text become ``[redacted]``, and the error a message came from is not chained to it.
 """
 
 from __future__ import annotations
@@ -27,12 +36,15 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Sequence, cast
 from urllib.parse import urlsplit
 
+import httpcore2
 import httpx2
 import openai
 
@@ -75,17 +87,146 @@ def _one_line(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _check_json_body(response: httpx2.Response) -> None:
-    """httpx response hook: a 2xx JSON answer that does not parse becomes a retryable transport error."""
-    if response.status_code >= 300 or "json" not in response.headers.get("content-type", ""):
+# ---- secrets ----------------------------------------------------------------------------------------------------
+_SECRET_SHAPES = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;}]+|\bsk-[A-Za-z0-9_\-*.]{3,}")
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Sequence[str | None] = ()) -> str:
+    """``text`` with every secret in ``secrets`` (the API key) and anything shaped like one (``Bearer <token>``,
+    ``sk-...``) replaced by ``[redacted]``: a server may echo the key in an error page."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret != PLACEHOLDER_KEY:
+            text = text.replace(secret, REDACTED)
+    return _SECRET_SHAPES.sub(lambda m: f"{m.group(1)} {REDACTED}" if m.group(1) else REDACTED, text)
+
+
+class ScoringUnsupported(UserError, NotImplementedError):
+    """The server cannot score text (no echo + logprobs), or a chat prompt has no template to render it with: a
+    one-line ``UserError`` for a caller that needs log-probs, a ``NotImplementedError`` for one that can go without
+    (the lab suite's calibration figure), as for any provider that lacks the capability."""
+
+
+# ---- answers: a 2xx that is not a completion is a retryable fault ------------------------------------------------
+class BadAnswer(httpx2.DecodingError):
+    """A 2xx answer the API cannot have meant: not JSON (a gateway's HTML page), JSON cut off, or JSON without the
+    completion's ``choices``. A transport error, so the ``openai`` client retries it as it does a dropped
+    connection; ``str()`` says what came back, in one line."""
+
+
+_COMPLETION_PATHS = ("/chat/completions", "/completions")
+
+
+def _choices_problem(body: object, chat: bool, secrets: Sequence[str | None]) -> str | None:
+    if not isinstance(body, dict):
+        return f"JSON {type(body).__name__}, not an object"
+    if "error" in body and "choices" not in body:
+        error = body["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        return f"an error in a success answer: {_one_line(redact(str(message), secrets), 120)}"
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
+        return "JSON without a list of choices"
+    if chat and not all(isinstance(c.get("message"), dict) for c in choices):
+        return "chat choices without a message"
+    if not chat and not all(isinstance(c.get("text"), (str, type(None))) for c in choices):
+        return "completion choices without a text"
+    return None
+
+
+def check_answer(response: httpx2.Response, secrets: Sequence[str | None] = ()) -> None:
+    """httpx response hook: a 2xx answer to a completion request must be a completion, else ``BadAnswer`` (what
+    it quotes of the body is redacted before it is cut short, so no part of a secret survives)."""
+    path = response.request.url.path
+    if not 200 <= response.status_code < 300 or not path.endswith(_COMPLETION_PATHS):
         return
     response.read()
+    ctype = response.headers.get("content-type", "") or "none"
+    problem: str | None
     try:
-        json.loads(response.content)
-    except ValueError as exc:
-        raise httpx2.DecodingError(
-            f"malformed JSON in a {response.status_code} answer from {response.request.url}", request=response.request
-        ) from exc
+        body = json.loads(response.content)
+    except ValueError:
+        sniff = _one_line(redact(response.content.decode("utf-8", "replace"), secrets), 80)
+        kind = "malformed JSON" if "json" in ctype else f"not JSON (content-type {ctype.split(';')[0]})"
+        problem = f"{kind}: {sniff!r}" if sniff else f"{kind}, empty"
+    else:
+        problem = _choices_problem(body, path.endswith("/chat/completions"), secrets)
+    if problem is not None:
+        raise BadAnswer(f"a {response.status_code} answer: {problem}", request=response.request)
+
+
+# ---- transport: a deadline for each attempt as a whole ----------------------------------------------------------
+_deadline = threading.local()  # ``at``: time.monotonic() by which this thread's current attempt must have ended
+
+
+def _left(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` capped by the time left before this thread's deadline; ``error`` when none is left."""
+    at = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise error("the whole-request deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore2.NetworkStream):
+    def __init__(self, inner: httpcore2.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore2.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, httpcore2.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname: str | None = None, timeout: float | None = None):
+        inner = self._inner.start_tls(ssl_context, server_hostname, _left(timeout, httpcore2.ConnectTimeout))
+        return _DeadlineStream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore2.NetworkBackend):
+    """httpcore's own socket backend, with every operation bounded by the deadline of the attempt it serves."""
+
+    def __init__(self, inner: httpcore2.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        return _DeadlineStream(self._inner.connect_tcp(host, port, _left(timeout, httpcore2.ConnectTimeout),
+                                                       local_address, socket_options))
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _DeadlineStream(self._inner.connect_unix_socket(path, _left(timeout, httpcore2.ConnectTimeout),
+                                                               socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def start_deadline(total: float) -> None:
+    """Start this thread's attempt deadline: ``total`` seconds from now (an httpx request hook calls it as each
+    attempt is sent; the sync client then sends it and reads its answer in this same thread)."""
+    _deadline.at = time.monotonic() + total
+
+
+def bound_by_deadline(client: httpx2.Client) -> httpx2.Client:
+    """``client`` with every connection pool it may use (direct, and any proxy the environment names) on the
+    deadline-bound backend. httpx has no option for a network backend, hence the pools' attribute; the versions
+    are pinned and ``tests/backends/test_hostile_servers.py`` fails if this stops taking effect."""
+    transports = [client._transport, *(t for t in client._mounts.values() if t is not None)]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if pool is None or not isinstance(getattr(pool, "_network_backend", None), httpcore2.NetworkBackend):
+            raise RuntimeError(f"httpx2 {httpx2.__version__}: cannot bound {type(transport).__name__} by a deadline")
+        if not isinstance(pool._network_backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(pool._network_backend)
+    return client
 
 
 class OpenAIModel:
@@ -134,6 +275,8 @@ class OpenAIModel:
                     "(keys are read from the environment only; api_key_env=null for a server that needs none)"
                 )
         self._placeholder_key = key == PLACEHOLDER_KEY
+        self._secrets = (key,)  # what ``redact`` removes from every message besides secret-shaped text
+        self._echo_unsupported = False  # set once the server has shown it cannot score (no echo + logprobs)
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
         self.timeout = timeout
@@ -147,10 +290,11 @@ class OpenAIModel:
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self.stats = CallStats()
         self._lock = threading.Lock()
-        http_client = openai.DefaultHttpxClient(
-            event_hooks={"request": [self._count_attempt], "response": [_check_json_body]},
+        http_client = bound_by_deadline(openai.DefaultHttpxClient(
+            event_hooks={"request": [lambda r: start_deadline(timeout), self._count_attempt],
+                         "response": [lambda r: check_answer(r, self._secrets)]},
             limits=httpx2.Limits(max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency),
-        )
+        ))
         self.client = openai.OpenAI(
             base_url=self.base_url,
             api_key=key,
@@ -290,7 +434,8 @@ class OpenAIModel:
                     if complete(task[0]):
                         finish(task[0])
         if failure is not None:
-            raise self._user_error(failure) from failure
+            # not chained: the client's exception may carry what a server echoed (the key), redacted here only
+            raise self._user_error(failure) from None
 
     def _seed(self, sampling: Sampling, prompt: Prompt, index: int) -> int:
         return row_seed(sampling.seed, prompt, index) & 0x7FFFFFFF  # 31 bits: servers parse int32 seeds too
@@ -365,6 +510,8 @@ class OpenAIModel:
                     out[i] = found[k]
         todo = [i for i, v in enumerate(out) if v is None]
         contexts = {i: self._render_for_scoring(pairs[i][0]) for i in todo}
+        if todo and self._echo_unsupported:
+            raise self._no_echo()
         results: dict[int, float] = {}
 
         def finish(i: int) -> None:
@@ -389,7 +536,7 @@ class OpenAIModel:
         if isinstance(prompt, str):
             return prompt
         if self.tokenizer_path is None:
-            raise UserError(
+            raise ScoringUnsupported(
                 f"model {self.uri}: log-probs of chat prompts need the model's chat template: pass "
                 "tokenizer=<HF tokenizer dir or id> (the OpenAI API scores raw text only)"
             )
@@ -409,11 +556,8 @@ class OpenAIModel:
         )
         lp = resp.choices[0].logprobs if resp.choices else None
         if lp is None or not lp.token_logprobs or not lp.text_offset:
-            raise UserError(
-                f"model {self.uri}: the server at {self.base_url} returned no prompt log-probs for /completions "
-                "with echo=true, logprobs=1 (transformers serve, for one, implements neither); logprob-scored "
-                "judges and multiple-choice evals need a server that does (e.g. vLLM) or an hf: model"
-            )
+            self._echo_unsupported = True  # asked once: later calls fail before sending anything
+            raise self._no_echo()
         start, end = len(context), len(full)
         total, counted = 0.0, 0
         for offset, value in zip(lp.text_offset, lp.token_logprobs):
@@ -424,22 +568,48 @@ class OpenAIModel:
             raise UserError(f"model {self.uri}: the server's echoed token offsets do not cover the continuation")
         return total
 
+    def _no_echo(self) -> "ScoringUnsupported":
+        return ScoringUnsupported(
+            f"model {self.uri}: the server at {self.base_url} returned no prompt log-probs for /completions "
+            "with echo=true, logprobs=1 (transformers serve, for one, implements neither); logprob-scored "
+            "judges and multiple-choice evals need a server that does (e.g. vLLM) or an hf: model"
+        )
+
     # ---- errors ---------------------------------------------------------------------------------------------
     def _user_error(self, exc: BaseException) -> UserError:
-        """One line naming the problem, after the client's bounded retries where retrying made sense."""
-        if isinstance(exc, UserError):
-            return exc
+        """One line naming the problem, after the client's bounded retries where retrying made sense; redacted
+        (the key, and anything secret-shaped a server wrote), whatever the error."""
+        err = exc if isinstance(exc, UserError) else self._describe(exc)
+        line = redact(str(err), self._secrets)
+        if line == str(err):
+            return err
+        try:
+            return type(err)(line)
+        except TypeError:  # a subclass with other arguments
+            return UserError(line)
+
+    def _text(self, obj: object, limit: int = 200) -> str:
+        """A server's words for a message: redacted first, then cut to one line."""
+        return _one_line(redact(str(obj), self._secrets), limit)
+
+    def _describe(self, exc: BaseException) -> UserError:
         where = f"model {self.uri}"
-        attempts = f"{self.max_retries + 1} attempts"
+        attempts = f"{self.max_retries + 1} attempt{'s' if self.max_retries else ''}"
         if isinstance(exc, openai.APITimeoutError):
             return UserError(
-                f"{where}: the server at {self.base_url} did not answer within {self.timeout:g}s ({attempts})"
+                f"{where}: the server at {self.base_url} did not answer within {self.timeout:g}s ({attempts}; the "
+                "timeout bounds each whole request, connect to last byte)"
+            )
+        if isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, BadAnswer):
+            return UserError(
+                f"{where}: the server at {self.base_url} gave no usable answer after {attempts}: "
+                f"{self._text(exc.__cause__, 160)} (a gateway or proxy in front of it?)"
             )
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
             return UserError(
                 f"{where}: cannot reach the server at {self.base_url} after {attempts} "
-                f"({_one_line(cause, 120) or type(cause).__name__}); is it running?"
+                f"({self._text(cause, 120) or type(cause).__name__}); is it running?"
             )
         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
             if self._placeholder_key:
@@ -451,14 +621,14 @@ class OpenAIModel:
                 f"{where}: still rate-limited (429) after {attempts}; lower max_concurrency or raise the quota"
             )
         if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
-            return UserError(f"{where}: server error {exc.status_code} after {attempts}: {_one_line(exc.message)}")
+            return UserError(f"{where}: server error {exc.status_code} after {attempts}: {self._text(exc.message)}")
         if isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 404, 422):
             return self._diagnose(exc)
         if isinstance(exc, openai.APIStatusError):
-            return UserError(f"{where}: the server answered {exc.status_code}: {_one_line(exc.message)}")
+            return UserError(f"{where}: the server answered {exc.status_code}: {self._text(exc.message)}")
         if isinstance(exc, openai.OpenAIError):
-            return UserError(f"{where}: unexpected answer from the server: {_one_line(exc)}")
-        return UserError(f"{where}: {type(exc).__name__}: {_one_line(exc)}")
+            return UserError(f"{where}: unexpected answer from the server: {self._text(exc)}")
+        return UserError(f"{where}: {type(exc).__name__}: {self._text(exc)}")
 
     def _diagnose(self, exc: openai.APIStatusError) -> UserError:
         """Tell a wrong base URL from an unknown model by asking the server which models it serves."""
@@ -475,4 +645,4 @@ class OpenAIModel:
         if ids is not None and self.model not in ids:
             offered = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "") if ids else "none"
             return UserError(f"{where}: unknown model {self.model!r}: the server at {self.base_url} serves {offered}")
-        return UserError(f"{where}: the server rejected the request ({exc.status_code}): {_one_line(exc.message)}")
+        return UserError(f"{where}: the server rejected the request ({exc.status_code}): {self._text(exc.message)}")

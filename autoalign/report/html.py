@@ -2,15 +2,21 @@
 
 ``write_eval_report`` shows one or more models side by side; ``write_run_report`` shows a run's rounds side by
 side, each headline metric over rounds, and the same prompts answered before (round 0) and after (last round).
+The page's skeleton is a Jinja2 template with autoescaping (``templates/page.html.jinja``, package data); the
+sections are markup built here, each value escaped where it is put in.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+from functools import lru_cache
 from html import escape
 from pathlib import Path
 from typing import Sequence
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from autoalign.errors import UserError
 from autoalign.evaluate.reliability import KIND_NOTES, MEASURED, scorer_kind, summary
@@ -54,11 +60,18 @@ def _num(v: float) -> str:
     return f"{v:.3f}"
 
 
-def _page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
-            f"<body><main>{body}</main><script>{SCRIPT}</script></body></html>\n")
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    """The report's Jinja2 templates (``autoalign/report/templates/``, shipped as package data), autoescaping."""
+    return Environment(loader=PackageLoader("autoalign.report", "templates"), autoescape=True,
+                       keep_trailing_newline=True, undefined=StrictUndefined)
+
+
+def page(title: str, body: str) -> str:
+    """The whole page (``templates/page.html.jinja``) around ``body``, markup built by the sections below (each
+    value escaped where it is put in); ``title`` is text, escaped by the template."""
+    return _templates().get_template("page.html.jinja").render(
+        title=title, body=Markup(body), css=Markup(CSS), script=Markup(SCRIPT))
 
 
 def _direction(f: Figure) -> str:
@@ -225,10 +238,17 @@ def transcripts_section(series: Sequence[str], columns: Sequence[list[SuiteResul
 
 def before_after_section(first: list[SuiteResult], last: list[SuiteResult], first_name: str, last_name: str,
                          limit: int = 8) -> str:
-    """The same items answered by the first and the last policy, lab suite first."""
+    """The same items answered by the first and the last policy: one item of every family in turn (lab suite
+    first, an item whose verdict changed first within its family), so a regression on any family (a harmful
+    request complied with) is shown, not only the families with the most items."""
     before = {(t.suite, t.item_id): t for r in first for t in r.transcripts}
-    pairs = [(before[(t.suite, t.item_id)], t) for r in last for t in r.transcripts if (t.suite, t.item_id) in before]
-    pairs.sort(key=lambda p: (p[0].suite != "lab", p[0].verdict == p[1].verdict))
+    found = [(before[(t.suite, t.item_id)], t) for r in last for t in r.transcripts if (t.suite, t.item_id) in before]
+    groups: dict[tuple[str, str], list] = {}
+    for b, a in sorted(found, key=lambda p: (p[0].suite != "lab", p[0].verdict == p[1].verdict)):
+        groups.setdefault((b.suite, b.item_id.rsplit("-", 1)[0]), []).append((b, a))
+    limit = max(limit, min(len(groups), 2 * limit))
+    pairs = [g[i] for i in range(max((len(g) for g in groups.values()), default=0)) for g in groups.values()
+             if i < len(g)]
     parts = [f"<h2>Same prompts, before and after</h2><p class='note'>Left: {escape(first_name)}. "
              f"Right: {escape(last_name)}. Items whose verdict changed come first.</p>"]
     if not pairs:
@@ -283,7 +303,7 @@ def render_eval(results: Sequence[SuiteResult], title: str) -> str:
             f"{len({r.suite for r in results})} suites · {_stamp()}</p>"
             + overview(series, columns, "models") + suites_section(series, columns)
             + transcripts_section(series, columns) + reliability_section(results))
-    return _page(title, body)
+    return page(title, body)
 
 
 def write_eval_report(results: list[SuiteResult], out_dir: Path, title: str) -> Path:
@@ -427,30 +447,40 @@ def gate_section(rounds: list[dict], final: dict | None) -> str:
             "<th>figures that fell</th></tr>" + "".join(rows) + "</table>")
 
 
-def render_run(data: dict) -> str:
+def render_run(data: dict, run_dir: Path | None = None) -> str:
+    """The run's report. ``run_dir`` (where ``metrics.json`` lies) adds what the train manifests hold: the reward
+    curves of online-RL phases."""
+    from autoalign.report.reward_curves import reward_curves_section, with_train_metrics
+
     rounds = data["rounds"]
     run = str(data.get("run", "run"))
     series = [f"round {r['round']}" for r in rounds]
     columns = [r["results"] for r in rounds]
     recipe = data.get("recipe") or {}
     title = f"autoalign run {run}"
-    first, last = rounds[0], rounds[-1]
+    first = rounds[0]
+    # the policy the run ends with is the last one the 3H gate kept, not necessarily the last round's
+    final_round = int((data.get("final") or {}).get("round", rounds[-1]["round"]))
+    final = next((r for r in rounds if r["round"] == final_round), rounds[-1])
+    final_name = f"round {final['round']}"
+    curves = reward_curves_section(with_train_metrics(run_dir, rounds)) if run_dir is not None else ""
     body = (f"<h1>{escape(title)}</h1><p class='meta'>{len(rounds)} evaluated rounds · "
-            f"policy: {escape(str(first.get('model', '')))} → {escape(str(last.get('model', '')))} · {_stamp()}</p>"
+            f"policy: {escape(str(first.get('model', '')))} → final ({escape(final_name)}): "
+            f"{escape(str(final.get('model', '')))} · {_stamp()}</p>"
             + result_section(data) + overview(series, columns, "rounds") + gate_section(rounds, data.get("final"))
-            + _lines_section(rounds) + overoptimisation_section(rounds)
-            + before_after_section(first["results"], last["results"], series[0], series[-1])
+            + _lines_section(rounds) + overoptimisation_section(rounds) + curves
+            + before_after_section(first["results"], final["results"], series[0], final_name)
             + suites_section(series, columns)
             + transcripts_section(series[-1:], columns[-1:])
             + reliability_section([r for c in columns for r in c])
             + "<h2>Recipe</h2><details><summary>resolved recipe</summary><pre>"
             + escape(json.dumps(recipe, indent=2, ensure_ascii=False, default=str)) + "</pre></details>")
-    return _page(title, body)
+    return page(title, body)
 
 
 def write_run_report(run_dir: Path) -> Path:
     """Read ``run_dir/metrics.json`` (CONTRACTS.md) and write ``run_dir/report.html`` next to it."""
     run_dir = Path(run_dir)
     path = run_dir / "report.html"
-    atomic_write_text(path, render_run(load_run_metrics(run_dir)))
+    atomic_write_text(path, render_run(load_run_metrics(run_dir), run_dir))
     return path

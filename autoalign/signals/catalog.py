@@ -16,6 +16,8 @@ SIGNALS: dict[str, tuple[str, str]] = {
     "self_consistency": ("autoalign.signals.inductive.self_consistency", "SelfConsistency"),
     "execution": ("autoalign.signals.environment.execution", "Execution"),
     "star": ("autoalign.signals.environment.star", "STaR"),
+    "rest_em": ("autoalign.signals.environment.rest_em", "ReSTEM"),
+    "process_reward": ("autoalign.signals.model_feedback.process_reward", "ProcessReward"),
     "llm_judge": ("autoalign.signals.model_feedback.llm_judge", "LLMJudge"),
     "constitutional_ai": ("autoalign.signals.model_feedback.critique_revise", "ConstitutionalAI"),
     "rlaif": ("autoalign.signals.model_feedback.rlaif", "RLAIF"),

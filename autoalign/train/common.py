@@ -4,8 +4,6 @@ every TRL trainer takes, and datasets on disk."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -54,20 +52,21 @@ def save_policy(model, tokenizer, out_dir: str | Path) -> Path:
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model = model.to(torch.float32) if not torch.cuda.is_available() else model
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    from autoalign.store import atomic_directory
+
+    with atomic_directory(out_dir) as tmp:  # a failed save (a full disk) leaves nothing half-written behind
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return out_dir
 
 
 def common_args(out_dir: Path, seed: int, epochs: float, lr: float, batch_size: int, grad_accum: int,
                 max_steps: int | None = None) -> dict:
-    """TrainingArguments shared by every trainer: seeded, no checkpoints or trackers, CPU fp32 / GPU bf16.
+    """TrainingArguments shared by every trainer: seeded, no checkpoints, CPU fp32 / GPU bf16; trackers only within
+    ``autoalign.train.tracking.reporting_to`` (the recipe's ``train.report_to``; none by default).
     ``max_steps`` (optimizer steps) overrides ``epochs`` when given."""
+    from autoalign.train.tracking import current_report_to
+
     return dict(
         output_dir=str(out_dir),
         seed=seed,
@@ -81,7 +80,7 @@ def common_args(out_dir: Path, seed: int, epochs: float, lr: float, batch_size: 
         warmup_steps=0.05,
         logging_steps=5,
         save_strategy="no",
-        report_to=[],
+        report_to=current_report_to(),
         bf16=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,

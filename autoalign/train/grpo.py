@@ -29,9 +29,17 @@ from autoalign.train.phase import PhaseConfig, numbered
 LOGGED = ("reward", "reward_std", "kl")  # TRL's per-step keys kept beside rewards/<name>/mean
 
 
+# scorers built from a directory (``path``) or from a model URI (``model``, loaded by the run's model loader)
+NEEDS_PATH = ("reward_model", "process_reward")
+NEEDS_MODEL = ("judge",)
+
+
 class RewardSpec(BaseModel):
     """One reward: a Scorer of ``autoalign.methods.REWARD_SCORERS`` and its weight in the sum TRL takes.
-    ``path``: the directory a scorer loads (``reward_model``: a sequence-classification model of one label);
+    ``path``: the directory a scorer loads (``reward_model``: a sequence-classification model of one label;
+    ``process_reward``: a process reward model, ``autoalign.signals.model_feedback.process_reward``);
+    ``model``: the judge model's URI for ``judge`` (e.g. ``lab:teacher``: the pointwise logprob judge,
+    P(Yes) under the constitution's principle of the prompt's axis);
     ``missing``: the reward of a completion the scorer cannot score (no environment to run, no verdict)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -39,6 +47,7 @@ class RewardSpec(BaseModel):
     scorer: str
     weight: float = Field(1.0, gt=0, allow_inf_nan=False)
     path: str | None = None
+    model: str | None = None
     missing: float = Field(0.0, allow_inf_nan=False)
 
     @field_validator("scorer")
@@ -52,10 +61,14 @@ class RewardSpec(BaseModel):
 
     @model_validator(mode="after")
     def _path(self) -> RewardSpec:
-        if self.scorer == "reward_model" and not self.path:
-            raise ValueError("path: the reward_model scorer needs the model's directory")
-        if self.scorer != "reward_model" and self.path is not None:
+        if self.scorer in NEEDS_PATH and not self.path:
+            raise ValueError(f"path: the {self.scorer} scorer needs the model's directory")
+        if self.scorer not in NEEDS_PATH and self.path is not None:
             raise ValueError(f"path: the {self.scorer} scorer takes no path")
+        if self.scorer in NEEDS_MODEL and not self.model:
+            raise ValueError(f"model: the {self.scorer} scorer needs a model URI (e.g. lab:teacher)")
+        if self.scorer not in NEEDS_MODEL and self.model is not None:
+            raise ValueError(f"model: the {self.scorer} scorer takes no model")
         return self
 
 
@@ -73,6 +86,19 @@ class OnlineRLPhase(PhaseConfig):
     top_p: float = Field(1.0, gt=0, le=1)
     beta: float = Field(0.04, ge=0)
     rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(scorer="execution")], min_length=1)
+    # generation inside the trainer: TRL's vLLM integration (``colocate``: vLLM in the training process, one GPU;
+    # ``server``: a ``trl vllm-serve`` process) where vllm is installed; the HF ``generate`` path otherwise
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+
+    @model_validator(mode="after")
+    def _vllm_installed(self) -> OnlineRLPhase:
+        import importlib.util
+
+        if self.use_vllm and importlib.util.find_spec("vllm") is None:
+            raise ValueError("use_vllm: vllm is not installed (pip install vllm, on a GPU machine), "
+                             "or set use_vllm: false for the HF generate path")
+        return self
 
     @model_validator(mode="after")
     def _whole_groups(self) -> OnlineRLPhase:
@@ -104,9 +130,13 @@ def reward_names(specs: list[RewardSpec]) -> list[str]:
 
 
 def build_scorer(spec: RewardSpec) -> Any:
-    from autoalign.methods import REWARD_SCORERS, resolve
+    """The Scorer of one reward: built with no argument, with its ``path``, or (``judge``) with its ``model``
+    loaded by the model registry (a URI: ``lab:teacher``, ``hf:DIR``, ``openai:...``)."""
+    from autoalign.methods import MODEL_LOADER, REWARD_SCORERS, resolve
 
     cls = resolve(REWARD_SCORERS[spec.scorer])
+    if spec.model is not None:
+        return cls(resolve(MODEL_LOADER)(spec.model))
     return cls(spec.path) if spec.path is not None else cls()
 
 
@@ -160,11 +190,13 @@ def run_rloo(cfg: RLOOPhase, policy: str | Path, rows: list[dict], out_dir: Path
     return train_online(cfg, policy, rows, out_dir, seed)
 
 
-def train_online(cfg: OnlineRLPhase, policy: str | Path, prompts: list[dict], out_dir: str | Path, seed: int,
-                 scorers: list[Any] | None = None) -> dict:
-    """Train ``policy`` on ``prompts`` (``records.Prompt`` dumps) with TRL's GRPO or RLOO trainer (by
-    ``cfg.kind``); save the policy to ``out_dir/model``. ``scorers``: built scorers for ``cfg.rewards`` (tests)."""
-    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset, train_and_save
+def online_trainer(cfg: OnlineRLPhase, policy: str | Path, prompts: list[dict], out_dir: str | Path, seed: int,
+                   scorers: list[Any] | None = None, trainer_class: Any = None,
+                   trainer_kwargs: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """(trainer, tokenizer): TRL's GRPO or RLOO trainer (by ``cfg``'s class; ``trainer_class``: a subclass of it,
+    PPO-ptx's) on ``prompts`` (``records.Prompt`` dumps), every step's reward logged. ``scorers``: built scorers
+    for ``cfg.rewards`` (tests); ``trainer_kwargs``: the subclass's own arguments."""
+    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset
 
     if isinstance(cfg, GRPOPhase):
         from trl import GRPOConfig as Config
@@ -176,6 +208,8 @@ def train_online(cfg: OnlineRLPhase, policy: str | Path, prompts: list[dict], ou
         from trl import RLOOTrainer as Trainer  # type: ignore[assignment]
 
         extra = {}
+    if cfg.use_vllm:
+        extra.update(use_vllm=True, vllm_mode=cfg.vllm_mode)
     out_dir = Path(out_dir)
     model, tokenizer = load_policy(policy)
     args = Config(
@@ -190,16 +224,32 @@ def train_online(cfg: OnlineRLPhase, policy: str | Path, prompts: list[dict], ou
         log_completions=False,
         **extra,
     )
-    trainer = Trainer(
+    trainer = (trainer_class or Trainer)(
         model=model,
         reward_funcs=reward_functions(cfg.rewards, scorers),  # type: ignore[arg-type]
         args=args,
         train_dataset=to_dataset(prompt_rows(prompts), out_dir / "data"),
         processing_class=tokenizer,
         peft_config=peft_config(cfg.lora.model_dump() if cfg.lora else None),
+        **(trainer_kwargs or {}),
     )
-    trained = train_and_save(trainer, tokenizer, out_dir)
+    return trainer, tokenizer
+
+
+def online_metrics(cfg: OnlineRLPhase, trainer: Any, trained: dict, prompts: list[dict]) -> dict:
+    """What an online-RL phase reports: the trainer's metrics, its rewards and the per-step ``reward_log``."""
     log = reward_log(trainer.state.log_history)
     return {**trained, "prompts": len(prompts),
             "rewards": reward_names(cfg.rewards), "reward_weights": [r.weight for r in cfg.rewards],
             "reward_log": log, "reward_mean": sum(r["reward"] for r in log) / len(log) if log else None}
+
+
+def train_online(cfg: OnlineRLPhase, policy: str | Path, prompts: list[dict], out_dir: str | Path, seed: int,
+                 scorers: list[Any] | None = None) -> dict:
+    """Train ``policy`` on ``prompts`` (``records.Prompt`` dumps) with TRL's GRPO or RLOO trainer (by
+    ``cfg.kind``); save the policy to ``out_dir/model``. ``scorers``: built scorers for ``cfg.rewards`` (tests)."""
+    from autoalign.train.common import train_and_save
+
+    trainer, tokenizer = online_trainer(cfg, policy, prompts, out_dir, seed, scorers)
+    trained = train_and_save(trainer, tokenizer, Path(out_dir))
+    return online_metrics(cfg, trainer, trained, prompts)

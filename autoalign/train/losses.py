@@ -4,6 +4,9 @@ paper's equation on the line that computes it. The trainers in this package call
 - ``weighted_sft_loss``: SFT with a weight per example (``SFTExample.weight``); TRL's SFTTrainer has none.
 - ``odpo_offset`` / ``odpo_loss`` / ``offset_reference_logps``: DPO with an offset (ODPO) from a per-pair margin
   (``Preference.margin``); TRL's DPOTrainer has no per-pair offset.
+- ``ptx_loss``: InstructGPT's pretraining-mix term (PPO-ptx); TRL 1.16 has no PPOTrainer and no ptx term.
+- ``group_relative_advantages`` / ``rloo_baselines``: the advantages TRL's GRPOTrainer and RLOOTrainer compute
+  inline, restated as functions so they are tested by hand and reused (benchmarks, reports).
 """
 
 from __future__ import annotations
@@ -64,3 +67,39 @@ def offset_reference_logps(ref_chosen_logps: torch.Tensor, offset: torch.Tensor,
     precomputes once (``precompute_ref_log_probs``). TRL's logged rewards of the chosen responses are then lowered
     by Delta."""
     return ref_chosen_logps + offset / beta  # beta * (log pi_w - ref_w') = beta * h_w - Delta
+
+
+def ptx_loss(token_logps: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The pretraining-mix term of PPO-ptx, as a loss to add to the RL loss: -gamma * (mean log-likelihood of the
+    pretraining tokens). ``token_logps``: (B, T) log pi(x_t | x_<t) of each pretraining token (any value where
+    ``mask`` is 0); ``mask``: (B, T), 1 on real tokens; ``gamma`` >= 0. Returns a scalar.
+
+    InstructGPT (Ouyang et al. 2022, eq. 2): objective(phi) = E_(x,y)~D_pi[r(x, y) - beta log(pi_RL(y|x) /
+    pi_SFT(y|x))] + gamma E_x~D_pretrain[log pi_RL(x)]. Maximising it means minimising the RL loss plus this term;
+    the expectation over D_pretrain is the token mean of the batch (the normalisation of TRL's SFT loss)."""
+    mask = mask.to(token_logps.dtype)
+    mean_loglik = (token_logps * mask).sum() / mask.sum().clamp(min=1)  # E_x~D_pretrain[log pi_RL(x)], per token
+    return -gamma * mean_loglik  # Ouyang et al. 2022, eq. 2: + gamma E[log pi_RL(x)], as a loss
+
+
+def group_relative_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's outcome advantages: each completion's reward minus its group's mean, divided by the group's standard
+    deviation (``scale``; TRL's ``scale_rewards="group"``, with TRL's ``eps`` and its unbiased std). ``rewards``:
+    (P, G), G completions of each of P prompts. Returns (P, G).
+
+    Shao et al. 2024 (DeepSeekMath, sec. 4.1.2): A_i = (r_i - mean(r)) / std(r) over the group of one prompt."""
+    centred = rewards - rewards.mean(dim=1, keepdim=True)  # r_i - mean(r_1..r_G)
+    if not scale:
+        return centred  # Dr. GRPO (Liu et al. 2025): no division by the std
+    return centred / (rewards.std(dim=1, keepdim=True) + eps)  # Shao et al. 2024, sec. 4.1.2: / std(r)
+
+
+def rloo_baselines(rewards: torch.Tensor) -> torch.Tensor:
+    """RLOO's baseline of each completion: the mean reward of the other G-1 completions of its prompt.
+    ``rewards``: (P, G) with G >= 2. Returns (P, G); the advantage is ``rewards - rloo_baselines(rewards)``.
+
+    Ahmadian et al. 2024 (Back to Basics, eq. 4): b_i = 1/(k-1) sum_{j != i} r_j."""
+    k = rewards.shape[1]
+    if k < 2:
+        raise ValueError("rloo_baselines: a leave-one-out baseline needs at least 2 completions per prompt")
+    return (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1)  # Ahmadian et al. 2024, eq. 4

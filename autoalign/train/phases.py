@@ -18,16 +18,17 @@ from typing import Annotated, Any, Callable, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from autoalign.train import dpo, grpo, kto, orpo, sft
+from autoalign.train import dpo, grpo, kto, orpo, ppo_ptx, sft
 from autoalign.train.dpo import DPOLoss, DPOPhase
 from autoalign.train.grpo import GRPOPhase, RLOOPhase
 from autoalign.train.kto import KTOPhase
 from autoalign.train.orpo import ORPOPhase
 from autoalign.train.phase import LoraConfig, PhaseConfig, numbered
+from autoalign.train.ppo_ptx import PPOPtxPhase
 from autoalign.train.sft import SFTPhase
 
 __all__ = ["PHASES", "Phase", "PhaseKind", "LoraConfig", "PhaseConfig", "SFTPhase", "DPOPhase", "KTOPhase",
-           "ORPOPhase", "GRPOPhase", "RLOOPhase", "DPOLoss", "default_phases", "parse_phases", "phase_names", "apply_shorthand"]
+           "ORPOPhase", "GRPOPhase", "RLOOPhase", "PPOPtxPhase", "DPOLoss", "default_phases", "parse_phases", "phase_names", "apply_shorthand"]
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ PHASES: dict[str, PhaseKind] = {
     "orpo": PhaseKind(ORPOPhase, orpo.run),  # TRL (experimental) ORPOTrainer
     "grpo": PhaseKind(GRPOPhase, grpo.run_grpo),  # TRL GRPOTrainer on the round's prompts, Scorers as rewards
     "rloo": PhaseKind(RLOOPhase, grpo.run_rloo),  # TRL RLOOTrainer, the same rewards
+    "ppo_ptx": PhaseKind(PPOPtxPhase, ppo_ptx.run),  # GRPOTrainer + InstructGPT's pretraining-mix term (eq. 2)
 }
 
 # A recipe's phase: validated against its kind's own config (a wrong field names train.phases.N.<kind>.<field>).
-Phase = Annotated[Union[SFTPhase, DPOPhase, KTOPhase, ORPOPhase, GRPOPhase, RLOOPhase], Field(discriminator="kind")]
+Phase = Annotated[Union[SFTPhase, DPOPhase, KTOPhase, ORPOPhase, GRPOPhase, RLOOPhase, PPOPtxPhase], Field(discriminator="kind")]
 
 _PHASE_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Phase])
 

@@ -23,11 +23,13 @@ def _read_jsonl(path: str | Path) -> list[dict]:
 
 
 def _train_inline(spec: dict) -> dict:
-    """Run the phases of ``spec["train"]`` (a ``TrainConfig.model_dump()``). Metrics: ``trained``,
+    """Run the phases of ``spec["train"]`` (a ``TrainConfig.model_dump()``), reporting to the trackers of
+    ``spec["report_to"]``. Metrics: ``trained``,
     ``policy_dir`` (the last trained phase's model, else the input policy), ``phases`` (each phase's name, kind
     and status: ``trained``, or ``skipped`` with the reason), and each trained phase's trainer metrics under its
     name (``sft``, ``dpo``, ...; see ``phases.phase_names``)."""
     from autoalign.train.phases import PHASES, parse_phases, phase_names
+    from autoalign.train.tracking import reporting_to
 
     out, policy = Path(spec["out_dir"]), spec["policy"]
     data = {"sft": _read_jsonl(spec["sft_path"]), "preferences": _read_jsonl(spec["dpo_path"]),
@@ -35,15 +37,16 @@ def _train_inline(spec: dict) -> dict:
     missing = {"sft": "no SFT examples", "preferences": "no preference pairs", "prompts": "no prompts"}
     phases = parse_phases(spec["train"]["phases"])
     metrics: dict = {"trained": False, "phases": []}
-    for name, phase in zip(phase_names(phases), phases, strict=True):
-        rows = data[phase.consumes]
-        if not rows:
-            metrics["phases"].append({"name": name, "kind": phase.kind, "status": "skipped",
-                                      "reason": missing[phase.consumes]})
-            continue
-        metrics[name] = PHASES[phase.kind].run(phase, policy, rows, out / name, spec["seed"])
-        policy, metrics["trained"] = str(out / name / "model"), True
-        metrics["phases"].append({"name": name, "kind": phase.kind, "status": "trained"})
+    with reporting_to(spec.get("report_to") or []):  # the recipe's train.report_to, for every phase's trainer
+        for name, phase in zip(phase_names(phases), phases, strict=True):
+            rows = data[phase.consumes]
+            if not rows:
+                metrics["phases"].append({"name": name, "kind": phase.kind, "status": "skipped",
+                                          "reason": missing[phase.consumes]})
+                continue
+            metrics[name] = PHASES[phase.kind].run(phase, policy, rows, out / name, spec["seed"])
+            policy, metrics["trained"] = str(out / name / "model"), True
+            metrics["phases"].append({"name": name, "kind": phase.kind, "status": "trained"})
     metrics["policy_dir"] = policy
     return metrics
 
@@ -77,6 +80,9 @@ def train_round(policy_path: Path, sft: list[dict], prefs: list[dict], stage_dir
         "policy": str(policy_path), "out_dir": str(stage_dir), "seed": seed, "train": cfg.model_dump(),
         "sft_path": str(stage_dir / "train_sft.jsonl"), "dpo_path": str(stage_dir / "train_dpo.jsonl"),
         "prompts_path": str(stage_dir / "train_prompts.jsonl"),
+        # trackers (train.report_to) are kept out of cfg.model_dump(), the train stage's key: tracking a run does
+        # not change what it trains, so turning it on never retrains a finished round
+        "report_to": list(getattr(cfg, "report_to", None) or []),
     }
     if cfg.launcher == "accelerate":
         spec_path = stage_dir / "spec.json"

@@ -131,11 +131,11 @@ def test_request_budget_stops_the_run(served):
     assert lm.stats.calls == 3
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_thirty_percent_faults_give_the_records_of_a_fault_free_run(served, tmp_path):
     clean = generation_stage(OpenAIModel(served.base_url, served.model_name), PROMPTS, GREEDY, tmp_path / "a.jsonl")
     max_retries, timeout = 6, 4.0
-    with FaultProxy(served.root, share=0.3, seed=3, slow_s=timeout + 1, retry_after="1") as proxy:
+    with FaultProxy(served.root, share=0.3, seed=3, slow_s=timeout + 1, retry_after="1", trickle_s=0.5) as proxy:
         lm = OpenAIModel(proxy.url + "/v1", served.model_name, max_retries=max_retries, timeout=timeout,
                          max_concurrency=4)
         faulty = generation_stage(lm, PROMPTS, GREEDY, tmp_path / "b.jsonl")
@@ -156,7 +156,14 @@ def test_thirty_percent_faults_give_the_records_of_a_fault_free_run(served, tmp_
         if e.fault == "429":
             (nxt,) = [x for x in posts if x.body == e.body and x.retry == e.retry + 1]
             assert nxt.time - e.time >= 0.95
-    print(f"\nfaults injected: {dict(proxy.injected)}; retries: {lm.stats.retries} ({genuine} slow clean answers); "
+    # the fault table: each kind, how often it was injected, how often the client retried it (the same body sent
+    # again one retry later), and whether the records are those of the fault-free run
+    retried = {k: sum(1 for e in posts if e.fault == k and any(x.body == e.body and x.retry == e.retry + 1
+                                                              for x in posts)) for k in KINDS}
+    assert retried == {k: proxy.injected[k] for k in KINDS}  # every injected fault of every kind was retried
+    rows = [f"{'kind':<10} {'injected':>8} {'retried':>8}  records identical"]
+    rows += [f"{k:<10} {proxy.injected[k]:>8} {retried[k]:>8}  {faulty == clean}" for k in KINDS]
+    print("\n" + "\n".join(rows) + f"\nretries: {lm.stats.retries} ({genuine} slow clean answers); "
           f"most retries of one call: {lm.stats.max_retries_one_call}")
 
 

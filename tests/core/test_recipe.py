@@ -52,3 +52,14 @@ def test_file_errors_name_the_file(tmp_path):
     scalar.write_text("just text\n")
     with pytest.raises(UserError, match="scalar.yaml: expected a mapping"):
         load_recipe(scalar)
+
+
+def test_a_file_source_needs_a_path():
+    with pytest.raises(UserError, match=re.escape("prompts: Value error, path: required when source is file")):
+        load_recipe(None, ["prompts.source=file"], data=BASE)
+    assert load_recipe(None, ["prompts.source=file", "prompts.path=p.jsonl"], data=BASE).prompts.path == "p.jsonl"
+
+
+def test_a_misspelt_suite_is_named():
+    with pytest.raises(UserError, match=re.escape("eval.suites: Value error, unknown suite 'xstst'")):
+        load_recipe(None, ["eval.suites=[lab,xstst]"], data=BASE)

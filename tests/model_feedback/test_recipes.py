@@ -111,7 +111,7 @@ def tiny_overrides(name: str, workdir: Path) -> list[str]:
     """The recipe's own signals and evaluation options, shrunk to lab:tiny (a judge or reviser named by URI
     becomes lab:tiny, and its thresholds zero)."""
     data = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
-    out = [*TINY, f"run_dir={workdir / 'runs'}"]
+    out = [*TINY, f"run_dir={workdir / 'runs'}", f"name={name}"]  # a named run: overrides make no variant name
     for i, s in enumerate(data["signals"]):
         for key in ("reviser", "judge"):
             if s["params"].get(key) not in (None, "policy"):

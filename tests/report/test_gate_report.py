@@ -40,3 +40,11 @@ def test_the_result_states_the_final_policy_against_the_base():
     html = render_run(data)
     assert "<h2>Result</h2>" in html and "No round was kept: the final policy is the base." in html
     assert "0.730 → 0.880" in html and "-0.150 [-0.280, -0.010]" in html and "fell beyond its noise" in html
+
+
+def test_the_header_and_before_after_name_the_kept_policy_not_the_last_round():
+    rounds = [{"round": 0, "model": "m0", "results": _results(0, 0.6), "kept": True},
+              {"round": 1, "model": "m1", "results": _results(1, 0.7), "kept": True},
+              {"round": 2, "model": "m2", "results": _results(2, 0.3), "kept": False}]
+    html = render_run({"run": "t", "rounds": rounds, "final": {"round": 1, "model": "m1"}})
+    assert "final (round 1): m1" in html and "final (round 2)" not in html

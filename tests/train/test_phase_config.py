@@ -24,10 +24,11 @@ def _load(*overrides, train=None):
 def test_the_table_and_the_union_name_the_same_kinds():
     union = get_args(get_args(Phase)[0])
     assert [c.model_fields["kind"].default for c in union] == list(PHASES) == ["sft", "dpo", "kto", "orpo", "grpo",
-                                                                               "rloo"]
+                                                                               "rloo", "ppo_ptx"]
     for kind, entry in PHASES.items():
         assert entry.config in union and entry.config().kind == kind
-        assert entry.config.consumes == {"sft": "sft", "grpo": "prompts", "rloo": "prompts"}.get(kind, "preferences")
+        assert entry.config.consumes == {"sft": "sft", "grpo": "prompts", "rloo": "prompts",
+                                       "ppo_ptx": "prompts"}.get(kind, "preferences")
         assert entry.config.model_config["extra"] == "forbid"
 
 
@@ -150,7 +151,8 @@ OLD_TRAIN = {
     "rlaif": {"method": "dpo", "epochs": 2, "dpo_learning_rate": 1.0e-4, "beta": 0.1, "batch_size": 16},
     "self_rewarding": {"method": "dpo", "epochs": 2, "dpo_learning_rate": 1.0e-4, "beta": 0.1, "batch_size": 16},
 }
-WRITTEN_WITH_PHASES = ["grpo_execution", "self_rewarding_teacher", "star"]  # recipes that never had a train.method (tests/train/test_online_rl.py)
+WRITTEN_WITH_PHASES = ["grpo", "grpo_execution", "ppo_ptx", "process_reward", "rest_em", "rloo",
+                       "self_rewarding_teacher", "star"]  # recipes that never had a train.method (tests/train/test_online_rl.py)
 
 
 @pytest.mark.parametrize("name", sorted(OLD_TRAIN))

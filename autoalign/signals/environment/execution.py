@@ -11,7 +11,7 @@ A prompt's ``env`` (CONTRACTS.md) is a tool the environment exposes, never the a
   (``autoalign.sandbox.tests_program`` / ``run_tests``, the one grading function shared with the lab oracle and
   HumanEval); correct only when the harness itself reports that every test ran and passed within the time limit,
   so an early ``sys.exit``, a swallowed exception or a printed marker is incorrect. A failure's ``error`` is the
-  harness's one-line reason (exception type and message, bounded), never the program's stderr.
+  harness's one-line reason (fixed words and built-in exception names, bounded), never the program's stderr.
 
 Correct samples become SFT data (rejection sampling); (correct, incorrect) pairs become DPO preferences. Every
 execution goes through ``autoalign.sandbox.run_many`` in one batch, identical programs run once.

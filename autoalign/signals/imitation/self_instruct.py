@@ -21,7 +21,8 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import replace
-from typing import Literal, Sequence
+from functools import lru_cache
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,23 +34,27 @@ _WORD = re.compile(r"\w+")
 _SENTINEL = "\x00SELF_INSTRUCT\x00"
 
 
+class _Words:
+    """The lab's words for ROUGE: lower-cased ``\\w+`` runs (letters of any script, digits, ``_``). rouge-score's
+    default tokenizer keeps only ``[a-z0-9]`` runs, which would split ``x_1`` and drop non-ASCII words."""
+
+    @staticmethod
+    def tokenize(text: str) -> list[str]:
+        return _WORD.findall(text.lower())
+
+
+@lru_cache(maxsize=1)
+def _rouge_l_scorer() -> Any:
+    from rouge_score.rouge_scorer import RougeScorer  # imported when first needed (it imports nltk)
+
+    return RougeScorer(["rougeL"], tokenizer=_Words())
+
+
 def rouge_l(candidate: str, reference: str) -> float:
     """ROUGE-L F-measure (Lin 2004, eqs. 2-4, beta = 1) over lower-cased word tokens: LCS-based recall R = LCS/m,
-    precision P = LCS/n, F = 2PR / (P + R)."""
-    a, b = _WORD.findall(candidate.lower()), _WORD.findall(reference.lower())
-    if not a or not b:
-        return 0.0
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    lcs = prev[-1]
-    if lcs == 0:
-        return 0.0
-    p, r = lcs / len(a), lcs / len(b)
-    return 2 * p * r / (p + r)  # Lin 2004, eq. 4 with beta = 1
+    precision P = LCS/n, F = 2PR / (P + R); computed by Google's ``rouge-score`` (the reference reimplementation of
+    ROUGE-1.5.5) with the tokenizer above. 0 when either text has no word."""
+    return float(_rouge_l_scorer().score(reference, candidate)["rougeL"].fmeasure)
 
 
 def acceptable(text: str, min_words: int = 3, max_words: int = 60) -> bool:
