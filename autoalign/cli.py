@@ -457,8 +457,13 @@ def run_cli(command: typer.Typer, args: list[str] | None = None, prog_name: str 
         return 2
     except KeyboardInterrupt:
         code = 130
-    if code == 130:  # typer turns a KeyboardInterrupt into exit code 130
-        console.print("interrupted; rerun the same command to resume")
+    if code == 130:  # typer turns a KeyboardInterrupt into exit code 130; a run noted the stage it stopped in
+        from autoalign.console import interrupted_at, set_interrupted
+
+        stopped = interrupted_at()
+        set_interrupted(None)
+        console.print(f"interrupted: rerun the same command to resume{f' from {stopped}' if stopped else ''}",
+                      highlight=False, markup=False)
     return code if isinstance(code, int) else 0
 
 

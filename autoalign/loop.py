@@ -11,12 +11,16 @@ declared in its manifest, and found there again on resume.
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import Progress
 
+from autoalign import console as out
 from autoalign import gate, methods
 from autoalign.artifacts import Artifacts
 from autoalign.evaluate.rounds import RoundEvaluation
@@ -45,9 +49,8 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int(hash_json([seed, *map(str, parts)]), 16) % (2**31)
 
 
-def progress(console: Console) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
+def progress(console: Console, *fields: str) -> Progress:
+    return out.progress(console, *fields)
 
 
 class Run:
@@ -59,16 +62,30 @@ class Run:
         self.plan = preflight(recipe)  # every mistake is one line before the run directory is created
         self.recipe, r = recipe, recipe
         self.console = console or Console(stderr=True)
+        out.quiet_libraries()  # the run's bars and summary lines only
         self.dir = Path(r.run_dir) / r.name
         self.cache = CallCache(Path(r.cache_dir) if r.cache_dir else self.dir / "cache")
         self.models = ModelPool(r, self.cache, load_lm)
-        self.signals = [build_signal(s.method, s.params, where=f"signals.{i}", load_lm=self.models.signal_load)
+        self._ticks: list[Callable[[int], None]] = []  # the open signal bar's counter, if any
+        self.signals = [build_signal(s.method, s.params, where=f"signals.{i}", load_lm=self._counted_load)
                         for i, s in enumerate(r.signals)]
         self.writers = [methods.build(methods.PROMPT_WRITERS, w) for w in r.prompts.writers]
         self.wrappers = [methods.build(methods.POLICY_WRAPPERS, w, f"eval.wrappers.{i}", r.sampling.temperature)
                          for i, w in enumerate(r.eval.wrappers)]
         self.artifacts = Artifacts()
         self.evaluation = RoundEvaluation(self)
+        self.position = (0, "eval")  # the stage running now: what a rerun after Ctrl-C resumes from
+
+    def at(self, k: int, stage: str) -> None:
+        self.position = (k, stage)
+
+    def _tick(self, n: int) -> None:
+        for tick in self._ticks:
+            tick(n)
+
+    def _counted_load(self, uri: str, **options: Any) -> Any:
+        """A signal's own model (a judge, a teacher) whose calls advance the signal's bar."""
+        return out.Counted(self.models.signal_load(uri, **options), self._tick)
 
     # ---- the loop -------------------------------------------------------------------------------------------
     def execute(self, wait: bool = False) -> Path:
@@ -79,24 +96,39 @@ class Run:
             removed = clean_temporaries(self.dir)
             if removed:
                 self.console.print(f"removed {removed} temporary files a killed write left in {self.dir}")
-            return self._execute()
+            try:
+                return self._execute()
+            except KeyboardInterrupt as exc:
+                k, stage = self.position
+                where = f"round {k}, stage {stage}"
+                out.set_interrupted(where)  # the command line says it; a Python caller sees it in the traceback
+                exc.add_note(f"interrupted: rerun the same run to resume from {where}")
+                raise
 
     def _execute(self) -> Path:
         r = self.recipe
         save_resolved(r, self.dir / "recipe.yaml")
-        self.console.print(f"[bold]run[/] {r.name} -> {self.dir}  (policy {r.policy}, {r.rounds} rounds)")
+        self.console.print(f"[bold]run[/] {escape(r.name)} -> {escape(str(self.dir))}  (policy {escape(r.policy)}, "
+                           f"{r.rounds} rounds)", highlight=False)
         policy_uri = r.policy
         ev = self.evaluation
+        self.at(0, "eval")
         rounds: list[dict[str, Any]] = [{"round": 0, "model": ev.evaluated_uri(0, policy_uri),
                                          "results": ev.evaluate(0, policy_uri), "kept": True}]
         kept = 0  # the round whose policy the next round starts from (the 3H gate's reference)
         for k in range(1, r.rounds + 1):
+            self.at(k, "prompts")
             prompts = self.propose(k, policy_uri)
+            self.at(k, "samples")
             samples = self.sample(k, policy_uri, prompts)
+            self.at(k, "signals")
             result = self.apply_signals(k, policy_uri, prompts, samples)
+            self.at(k, "agreement")
             agreement = ev.agreement(k, policy_uri, prompts, samples, result, derive_seed(r.seed, "prompts", k))
             # sampled by the kept policy; trained from it, or from the base every round (train.start_from: base)
+            self.at(k, "train")
             trained = self.train(k, r.policy if r.train.start_from == "base" else policy_uri, result, prompts)
+            self.at(k, "eval")
             results = ev.evaluate(k, trained)
             decision = (gate.decide(rounds[kept]["results"], results, r.eval.gate, kept, seed=r.eval.seed)
                         if r.eval.gate.enabled else None)
@@ -105,7 +137,7 @@ class Run:
                            "started_from": kept})
             if decision is not None:
                 self.console.print(f"round {k}: gate: {'[green]' if decision.kept else '[bold red]'}"
-                                   f"{decision.reason()}[/]")
+                                   f"{escape(decision.reason())}[/]", highlight=False)
             if decision is None or decision.kept:
                 policy_uri, kept = trained, k
         # the result, stated: the final policy and the last round, each against the base, every figure with the
@@ -122,7 +154,7 @@ class Run:
         from autoalign.report.html import write_run_report
 
         path = write_run_report(self.dir)
-        self.console.print(f"[bold green]report[/] {path}")
+        self.console.print(f"[bold green]report[/] {escape(str(path))}", highlight=False)
         return path
 
     def to_run_uri(self, uri: str) -> str:
@@ -150,18 +182,25 @@ class Run:
         inputs = {"policy": self.models.lm(policy_uri).fingerprint()} if uses_policy else {}
         key = hash_json([r.seed, k, r.prompts.model_dump(), inputs])
         if stage.is_done(key):
-            return stage.read("prompts", Prompt)
+            found = stage.read("prompts", Prompt)
+            out.stage_line(self.console, k, "prompts", True, f"{len(found)} prompts")
+            return found
+        start = time.monotonic()
         prompts = methods.resolve(methods.PROMPT_SOURCES[r.prompts.source])(r.prompts, derive_seed(r.seed, "prompts", k))
         counts: dict[str, int] = {}
         for i, (cfg, writer) in enumerate(zip(r.prompts.writers, self.writers, strict=True)):
-            self.console.print(f"round {k}: prompt writer [bold]{cfg.method}[/]")
             lm = CachedLM(self.models.lm(policy_uri), self.cache)
-            # the first writer's seed is the one Self-Instruct had before writers were a list (same prompts)
-            prompts, stats = writer(prompts, lm, derive_seed(r.seed, cfg.method, k) if i == 0 else
-                                    derive_seed(r.seed, cfg.method, k, i))
+            with progress(self.console) as bar:
+                bar.add_task(f"round {k}: prompt writer {cfg.method}", total=None)
+                # the first writer's seed is the one Self-Instruct had before writers were a list (same prompts)
+                prompts, stats = writer(prompts, lm, derive_seed(r.seed, cfg.method, k) if i == 0 else
+                                        derive_seed(r.seed, cfg.method, k, i))
             counts[cfg.method] = stats.get("written", 0)
         stage.write("prompts", prompts)
         stage.finish(key, r.prompts.model_dump(), inputs, {"prompts": len(prompts), **counts})
+        written = "".join(f", {n} written by {m}" for m, n in counts.items())
+        out.stage_line(self.console, k, "prompts", False, f"{len(prompts)} prompts{written}",
+                       time.monotonic() - start)
         return prompts
 
     def sample(self, k: int, policy_uri: str, prompts: list[Prompt]) -> list[Sample]:
@@ -173,14 +212,20 @@ class Run:
         inputs = {"prompts": sha256_file(self.round_dir(k) / "prompts" / "prompts.jsonl"), "policy": policy.fingerprint()}
         key = hash_json([r.sampling.model_dump(), sampling.key(), inputs])
         if stage.is_done(key):
-            return stage.read_parts("samples", Sample)
+            found = stage.read_parts("samples", Sample)
+            out.stage_line(self.console, k, "samples", True, f"{len(found)} samples ({len(prompts)}x{r.sampling.n})")
+            return found
         stage.reset_if_stale(key)
+        start = time.monotonic()
         lm = CachedLM(policy, self.cache)
         parts = list(chunks(prompts, r.sampling.chunk_prompts))
+        resumed = 0
         with progress(self.console) as bar:
             task = bar.add_task(f"round {k}: sampling {len(prompts)}x{r.sampling.n}", total=len(prompts))
             for index, chunk in parts:
-                if not stage.part_done("samples", index):
+                if stage.part_done("samples", index):
+                    resumed += 1
+                else:
                     outs = lm.generate([p.messages for p in chunk], sampling)
                     stage.write_part("samples", index, [
                         Sample(prompt_id=p.id, index=j, text=c.text, model=policy_uri, finish_reason=c.finish_reason,
@@ -189,6 +234,10 @@ class Run:
         samples = stage.read_parts("samples", Sample)
         stage.finish(key, r.sampling.model_dump(), inputs, {"samples": len(samples), "parts": len(parts),
                      "cache_hits": lm.hits, "cache_misses": lm.misses})
+        kept = f", {resumed} of {len(parts)} parts kept from the killed run" if resumed else ""
+        cached = f", {lm.hits} from the call cache" if lm.hits else ""
+        out.stage_line(self.console, k, "samples", False,
+                       f"{len(samples)} samples ({len(prompts)}x{r.sampling.n}){kept}{cached}", time.monotonic() - start)
         return samples
 
     def apply_signals(self, k: int, policy_uri: str, prompts: list[Prompt], samples: list[Sample]) -> SignalResult:
@@ -199,26 +248,35 @@ class Run:
         if stage.is_done(key):
             manifest = stage.manifest() or {}
             self.artifacts.keep(k, stage.dir, Artifacts.from_manifest(manifest))
-            return SignalResult(labels=stage.read("labels", Label), sft=stage.read("sft", SFTExample),
-                                preferences=stage.read("preferences", Preference), stats=manifest["stats"])
+            found = SignalResult(labels=stage.read("labels", Label), sft=stage.read("sft", SFTExample),
+                                 preferences=stage.read("preferences", Preference), stats=manifest["stats"])
+            out.stage_line(self.console, k, "signals", True, self._data_counts(found))
+            return found
+        start = time.monotonic()
         merged, stats, declared = SignalResult(), {}, {}
         for i, (cfg, signal) in enumerate(zip(r.signals, self.signals)):
-            self.console.print(f"round {k}: signal [bold]{cfg.method}[/]")
             ctx = StageContext(dir=stage.dir / f"{i}", round=k, seed=derive_seed(r.seed, "signals", k, i),
                                artifacts=self.artifacts.of_signal(i))
-            out = signal(prompts, samples, self.models.signal_policy(policy_uri), ctx)
-            merged.labels.extend(out.labels)
-            merged.sft.extend(out.sft)
-            merged.preferences.extend(out.preferences)
-            stats[cfg.method] = out.stats
+            # model calls (judge, policy) counted as they return; a model the signal trains draws its bar here too
+            with progress(self.console) as bar, out.using(self.console, f"round {k}: "):
+                task = bar.add_task(f"round {k}: signal {cfg.method}, model calls", total=None)
+                self._ticks.append(partial(bar.advance, task))
+                try:
+                    res = signal(prompts, samples, out.Counted(self.models.signal_policy(policy_uri), self._tick), ctx)
+                finally:
+                    self._ticks.clear()
+            merged.labels.extend(res.labels)
+            merged.sft.extend(res.sft)
+            merged.preferences.extend(res.preferences)
+            stats[cfg.method] = res.stats
             # artifacts are saved under the signal's own directory; the manifest keeps them relative to the stage
-            declared[i] = {n: Artifact(kind=a.kind, path=f"{i}/{a.path}") for n, a in out.artifacts.items()}
-            brief = ", ".join(f"{k}={v}" for k, v in out.stats.items()
-                              if isinstance(v, (int, float, str)) and k != "warning")
-            self.console.print(f"  {len(out.sft)} SFT examples, {len(out.preferences)} pairs ({brief})",
-                               highlight=False)
-            if out.stats.get("warning"):
-                self.console.print(f"  [bold yellow]warning[/] {cfg.method}: {out.stats['warning']}")
+            declared[i] = {n: Artifact(kind=a.kind, path=f"{i}/{a.path}") for n, a in res.artifacts.items()}
+            head = f"  {cfg.method}: {len(res.sft)} SFT, {len(res.preferences)} pairs"
+            brief = out.brief(res.stats, skip=("sft", "preferences"), head=head + "  ", width=self.console.width)
+            self.console.print(escape(f"{head}  {brief}" if brief else head), highlight=False)
+            if res.stats.get("warning"):
+                self.console.print(f"  [bold yellow]warning[/] {escape(cfg.method)}: {escape(str(res.stats['warning']))}",
+                                   highlight=False)
         for kind in ("labels", "sft", "preferences"):
             stage.write(kind, getattr(merged, kind))
         counts = {"labels": len(merged.labels), "sft": len(merged.sft), "preferences": len(merged.preferences)}
@@ -226,7 +284,12 @@ class Run:
         stage.finish(key, [s.model_dump() for s in r.signals], inputs, counts,
                      extra={"stats": stats, "artifacts": Artifacts.to_manifest(declared)})
         merged.stats = stats
+        out.stage_line(self.console, k, "signals", False, self._data_counts(merged), time.monotonic() - start)
         return merged
+
+    @staticmethod
+    def _data_counts(result: SignalResult) -> str:
+        return f"{len(result.sft)} SFT examples, {len(result.preferences)} pairs, {len(result.labels)} labels"
 
     def train(self, k: int, policy_uri: str, data: SignalResult, prompts: list[Prompt] | None = None) -> str:
         """Train on the round's signal data and, for the phases that consume them (online RL), its prompts."""
@@ -242,20 +305,39 @@ class Run:
             rl_prompts = [p.model_dump() for p in prompts]
             inputs["prompts"] = hash_json(rl_prompts)
         key = hash_json([r.train.model_dump(), r.seed, k, inputs])
+        on_prompts = f", {len(rl_prompts)} prompts" if rl_prompts is not None else ""
+        trained_on = f"on {len(sft)} SFT examples, {len(prefs)} pairs{on_prompts}"
         if stage.is_done(key):
-            return self.from_run_uri((stage.manifest() or {})["policy"])
+            manifest = stage.manifest() or {}
+            out.stage_line(self.console, k, "train", True, f"{_phases_done(manifest.get('metrics') or {})} {trained_on}")
+            return self.from_run_uri(manifest["policy"])
+        start = time.monotonic()
         policy_path = self.models.local_path(policy_uri)
         self.models.release()  # free the sampler's copy and the Ray replicas before training
-        phases = r.train.chain
-        on_prompts = f", {len(rl_prompts)} prompts" if rl_prompts is not None else ""
-        self.console.print(f"round {k}: training ({phases}) on {len(sft)} SFT examples, {len(prefs)} pairs{on_prompts}")
-        if screened.dropped:
-            self.console.print(f"round {k}: screen dropped {len(screened.dropped)} rows "
-                               f"({', '.join(f'{k_}: {v}' for k_, v in drop_reasons(screened.counts).items())})")
         stage.write("screened_out", screened.dropped)
-        metrics = train_round(policy_path, sft, prefs, stage.dir, r.train, seed=derive_seed(r.seed, "train", k),
-                              prompts=rl_prompts)
+        with out.using(self.console, f"round {k}: "):  # the trainer's callback draws its bar here
+            metrics = train_round(policy_path, sft, prefs, stage.dir, r.train, seed=derive_seed(r.seed, "train", k),
+                                  prompts=rl_prompts)
         new_uri = f"hf:{(stage.dir / 'model').resolve()}" if metrics.get("trained") else policy_uri
         stage.finish(key, r.train.model_dump(), inputs, {"sft": len(sft), "preferences": len(prefs)},
                      extra={"policy": self.to_run_uri(new_uri), "metrics": metrics, "screen": screened.counts})
+        dropped = (f"; screen dropped {len(screened.dropped)} "
+                   f"({', '.join(f'{k_}: {v}' for k_, v in drop_reasons(screened.counts).items())})"
+                   if screened.dropped else "")
+        out.stage_line(self.console, k, "train", False, f"{_phases_done(metrics)} {trained_on}{dropped}",
+                       time.monotonic() - start)
         return new_uri
+
+
+def _phases_done(metrics: dict) -> str:
+    """``sft 54 steps loss 0.0538, dpo skipped (no preference pairs)``: each phase of a train stage's metrics."""
+    parts = []
+    for phase in metrics.get("phases", []):
+        name, m = phase.get("name", "?"), metrics.get(phase.get("name", ""), {})
+        if phase.get("status") == "trained":
+            log = m.get("loss_log") or []  # the last logged loss, else the mean over training
+            loss = log[-1]["loss"] if log else m.get("train_loss")
+            parts.append(f"{name} {m.get('steps', '?')} steps" + (f" loss {loss:.4f}" if isinstance(loss, float) else ""))
+        else:
+            parts.append(f"{name} skipped ({phase.get('reason', 'no data')})")
+    return ", ".join(parts) + ";" if parts else "nothing trained;"

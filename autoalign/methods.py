@@ -55,6 +55,11 @@ PTX_SOURCES: dict[str, str] = {
 POLICY_WRAPPERS: dict[str, tuple[str, str]] = {
     "best_of_n": ("autoalign.decoding.best_of_n:BestOfNConfig", "autoalign.decoding.best_of_n:BestOfN"),
     "aligner": ("autoalign.decoding.aligner:AlignerConfig", "autoalign.decoding.aligner:Aligner"),
+    "system_prompt": ("autoalign.decoding.system_prompt:SystemPromptConfig",
+                      "autoalign.decoding.system_prompt:SystemPrompt"),
+    "self_refine": ("autoalign.decoding.self_refine:SelfRefineConfig", "autoalign.decoding.self_refine:SelfRefine"),
+    "linear_alignment": ("autoalign.decoding.linear_alignment:LinearAlignmentConfig",
+                         "autoalign.decoding.linear_alignment:LinearAlignment"),
 }
 
 

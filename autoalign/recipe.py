@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autoalign.decoding.aligner import AlignerConfig
 from autoalign.decoding.best_of_n import BestOfNConfig
+from autoalign.decoding.linear_alignment import LinearAlignmentConfig
+from autoalign.decoding.self_refine import SelfRefineConfig
+from autoalign.decoding.system_prompt import SystemPromptConfig
 from autoalign.errors import UserError
 from autoalign.gate import GateConfig
 from autoalign.screen import ScreenConfig
@@ -39,7 +42,8 @@ class Strict(BaseModel):
 # The methods' own config classes (each in its method's module, tabled in autoalign.methods), discriminated on
 # ``method:`` so a wrong parameter is a one-line error naming the field.
 WriterConfig = Annotated[SelfInstructConfig, Field(discriminator="method")]
-WrapperConfig = Annotated[BestOfNConfig | AlignerConfig, Field(discriminator="method")]
+WrapperConfig = Annotated[BestOfNConfig | AlignerConfig | SystemPromptConfig | SelfRefineConfig | LinearAlignmentConfig,
+                          Field(discriminator="method")]
 
 
 class PromptsConfig(Strict):
@@ -47,11 +51,16 @@ class PromptsConfig(Strict):
     families, or a JSONL file of ``records.Prompt``), then rewritten in order by ``writers`` (Self-Instruct:
     partly written by the policy itself). ``self_instruct: {...}`` is shorthand for one self_instruct writer."""
 
-    source: Literal["lab", "file", "lab_multistep"] = "lab"  # lab_multistep: autoalign.lab.world.multistep
-    count: int = Field(200, ge=1)
-    families: list[str] | None = None
-    path: str | None = None
-    writers: list[WriterConfig] = Field(default_factory=list)
+    source: Literal["lab", "file", "lab_multistep"] = Field("lab", description=(
+        "``lab``: the lab's task families (with ground truth for evaluation); ``file``: a JSONL file of prompts "
+        "(``path``; see Prompt files); ``lab_multistep``: the opt-in multi-step lab tasks (chained arithmetic, "
+        "list pipelines; ``autoalign.lab.world.multistep``)"))
+    count: int = Field(200, ge=1, description="prompts per round (a file source draws at most this many, seeded)")
+    families: list[str] | None = Field(None, description="lab sources: only these task families (default: all)")
+    path: str | None = Field(None, description="the prompt file of ``source: file`` (required there)")
+    writers: list[WriterConfig] = Field(default_factory=list, description=(
+        "prompt writers applied in order to the drawn prompts (``{method: self_instruct, ...}``); "
+        "``self_instruct: {...}`` is shorthand for one"))
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> PromptsConfig:
@@ -71,23 +80,26 @@ class PromptsConfig(Strict):
 
 
 class SamplingConfig(Strict):
-    n: int = Field(8, ge=1)
-    temperature: float = Field(0.8, ge=0.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(48, ge=1)
-    batch_size: int = Field(64, ge=1)
-    chunk_prompts: int = Field(32, ge=1)  # prompts per written part: the unit of resume
-    ray: "RayConfig | None" = None  # shard sampling over Ray workers, each with its own replica of the policy
+    n: int = Field(8, ge=1, description="responses sampled per prompt each round")
+    temperature: float = Field(0.8, ge=0.0, description="sampling temperature (0: greedy)")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling: the smallest set of tokens of this mass")
+    max_new_tokens: int = Field(48, ge=1, description="tokens generated per response at most")
+    batch_size: int = Field(64, ge=1, description="prompts per generation batch of a local model")
+    chunk_prompts: int = Field(32, ge=1, description="prompts per written part of the samples: the unit of resume")
+    ray: "RayConfig | None" = Field(None, description=(
+        "shard sampling over Ray workers, each with its own replica of the policy (``pip install "
+        "'autoalign[ray]'``)"))
 
 
 class RayConfig(Strict):
-    workers: int = Field(2, ge=1)
-    address: str | None = None  # None: start or join a local instance; "auto" or "ray://head:10001": a cluster
-    num_cpus: float = Field(1, gt=0)
-    num_gpus: float = Field(0, ge=0)
-    # also shard the signals stage over the same replicas: the policy as judge / critic / reviser, and every model
-    # a signal names by URI (each on its own Ray replicas)
-    judging: bool = False
+    workers: int = Field(2, ge=1, description="Ray actors, each holding one replica of the model")
+    address: str | None = Field(None, description=(
+        "null: start or join a local instance; ``auto`` or ``ray://head:10001``: a cluster"))
+    num_cpus: float = Field(1, gt=0, description="CPUs each replica reserves")
+    num_gpus: float = Field(0, ge=0, description="GPUs each replica reserves")
+    judging: bool = Field(False, description=(
+        "also shard the signals stage over the same replicas: the policy as judge / critic / reviser, and every "
+        "model a signal names by URI (each on its own Ray replicas)"))
 
 
 SamplingConfig.model_rebuild()
@@ -96,8 +108,9 @@ SamplingConfig.model_rebuild()
 class SignalConfig(Strict):
     """One signal: ``method`` names it (see ``autoalign.signals.catalog``), ``params`` are its constructor args."""
 
-    method: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    method: str = Field(description="the signal's name (a row of the signals table below)")
+    params: dict[str, Any] = Field(default_factory=dict, description=(
+        "the signal's parameters (its table below); unknown or mistyped ones are an error"))
 
 
 # LoraConfig (LoRA instead of full fine-tuning, per phase) lives with the phases: autoalign.train.phase.
@@ -114,11 +127,16 @@ class TrainConfig(Strict):
     phase's; ``learning_rate`` the sft phases'; ``dpo_learning_rate``, ``beta`` and ``dpo_loss`` the dpo phases'.
     So old recipes and overrides (``train.method=sft+dpo``, ``train.epochs=1``) train exactly as before."""
 
-    phases: list[Phase] = Field(default_factory=default_phases)
-    screen: ScreenConfig = Field(default_factory=ScreenConfig)  # the round's data screened before it trains
-    launcher: Literal["inline", "accelerate"] = "inline"
-    num_processes: int = Field(1, ge=1)
-    accelerate_config: str | None = None  # an accelerate config file (DeepSpeed ZeRO, FSDP) for launcher: accelerate
+    phases: list[Phase] = Field(default_factory=default_phases, description=(
+        "the round's training phases, in order, each ``{kind: ..., ...}`` (see Training phases)"))
+    screen: ScreenConfig = Field(default_factory=ScreenConfig, description=(
+        "the checks the round's training data passes before it trains"))
+    launcher: Literal["inline", "accelerate"] = Field("inline", description=(
+        "``inline``: train in this process; ``accelerate``: under ``accelerate launch`` (several GPUs or processes)"))
+    num_processes: int = Field(1, ge=1, description="processes ``accelerate launch`` starts (launcher: accelerate)")
+    accelerate_config: str | None = Field(None, description=(
+        "an accelerate config file (DeepSpeed ZeRO, FSDP) for launcher: accelerate; default: "
+        "``$ACCELERATE_CONFIG_FILE``, else plain DDP"))
     # where each round's training starts: ``kept``, the last kept policy (the loop's default: round k+1 trains round
     # k's policy); ``base``, the recipe's ``policy`` every round (ReST-EM, Singh et al. 2023, sec. 3: each Improve
     # step fine-tunes the base model on the samples the latest policy generated)
@@ -135,16 +153,17 @@ class TrainConfig(Strict):
         return parse_report_to(value)
 
     # the shorthand (see above); None: not given
-    method: Literal["sft", "dpo", "sft+dpo"] | None = Field(None, exclude=True)
-    epochs: float | None = Field(None, gt=0, exclude=True)
-    learning_rate: float | None = Field(None, gt=0, exclude=True)
-    dpo_learning_rate: float | None = Field(None, gt=0, exclude=True)
-    batch_size: int | None = Field(None, ge=1, exclude=True)
-    grad_accum: int | None = Field(None, ge=1, exclude=True)
-    max_length: int | None = Field(None, ge=16, exclude=True)
-    beta: float | None = Field(None, gt=0, exclude=True)
-    dpo_loss: DPOLoss | None = Field(None, exclude=True)
-    lora: LoraConfig | None = Field(None, exclude=True)
+    method: Literal["sft", "dpo", "sft+dpo"] | None = Field(None, exclude=True, description="the phases, by kind")
+    epochs: float | None = Field(None, gt=0, exclude=True, description="every phase's ``epochs``")
+    learning_rate: float | None = Field(None, gt=0, exclude=True, description="the sft phases' ``learning_rate``")
+    dpo_learning_rate: float | None = Field(None, gt=0, exclude=True,
+                                            description="the dpo phases' ``learning_rate``")
+    batch_size: int | None = Field(None, ge=1, exclude=True, description="every phase's ``batch_size``")
+    grad_accum: int | None = Field(None, ge=1, exclude=True, description="every phase's ``grad_accum``")
+    max_length: int | None = Field(None, ge=16, exclude=True, description="every phase's ``max_length``")
+    beta: float | None = Field(None, gt=0, exclude=True, description="the dpo phases' ``beta``")
+    dpo_loss: DPOLoss | None = Field(None, exclude=True, description="the dpo phases' ``loss_type``")
+    lora: LoraConfig | None = Field(None, exclude=True, description="every phase's ``lora``")
 
     @model_validator(mode="after")
     def _fold_shorthand(self) -> TrainConfig:
@@ -181,19 +200,27 @@ class EvalConfig(Strict):
     only; the signal never sees the oracle). ``gate``: a round whose figures fall beyond their noise against the
     last kept policy is not kept, and the next round starts from that policy (``autoalign.gate``)."""
 
-    suites: list[str] = Field(default_factory=lambda: ["lab"])
-    per_family: int = Field(30, ge=1)
-    limit: int | None = None
-    seed: int = 1234
-    max_new_tokens: int = Field(48, ge=1)
-    wrappers: list[WrapperConfig] = Field(default_factory=list)
-    # public suites inside runs: their data directory (default: $AUTOALIGN_DATA or ../shared/data), the judge
-    # model a judged suite uses (a URI; default: the suite's own rules), and per-suite options (autoalign eval's)
-    data_dir: str | None = None
-    judge: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-    judge_agreement: bool = True
-    gate: GateConfig = Field(default_factory=GateConfig)  # the 3H gate (autoalign.gate): on by default
+    suites: list[str] = Field(default_factory=lambda: ["lab"], description=(
+        "suites and groups each round is measured on (see Suites); checked before anything runs"))
+    per_family: int = Field(30, ge=1, description="lab suite: items per task family")
+    limit: int | None = Field(None, description="public suites: at most this many items each (stratified, seeded)")
+    seed: int = Field(1234, description="the evaluation's seed (item choice and sampling), the same every round")
+    max_new_tokens: int = Field(48, ge=1, description="lab suite: tokens generated per answer at most")
+    wrappers: list[WrapperConfig] = Field(default_factory=list, description=(
+        "policy wrappers measured as well as, or instead of, each round's policy (see Policy wrappers)"))
+    # public suites inside runs: their data directory, the judge model a judged suite uses, per-suite options
+    data_dir: str | None = Field(None, description=(
+        "the public suites' data directory (default: ``$AUTOALIGN_DATA``, else ``../shared/data``)"))
+    judge: str | None = Field(None, description=(
+        "the judge model (a URI) of the suites that use one (refusal, toxicity and win-rate scoring); default: "
+        "each suite's own rules"))
+    options: dict[str, Any] = Field(default_factory=dict, description=(
+        "per-suite options, as ``autoalign eval --option`` takes them (``rtp_samples``, ``humaneval_samples``, "
+        "``sandbox_timeout_s``, ``templates``, ``instructions``, ``hh_scorer``)"))
+    judge_agreement: bool = Field(True, description=(
+        "measure each round's signal labels and training data against the lab oracle (lab prompts only; the "
+        "signal never sees the oracle)"))
+    gate: GateConfig = Field(default_factory=GateConfig, description="the 3H gate (``autoalign.gate``): on by default")
 
     @model_validator(mode="before")
     @classmethod
@@ -229,20 +256,24 @@ class EvalConfig(Strict):
 
 
 class Recipe(Strict):
-    name: str
-    seed: int = 0
-    policy: str = "lab:small"
-    rounds: int = Field(2, ge=1)
-    run_dir: str = "runs"
-    cache_dir: str | None = None  # default: <run_dir>/<name>/cache
-    # provider options by model URI, e.g. {"openai:http://127.0.0.1:8000/v1#m": {"max_concurrency": 8,
-    # "request_budget": 5000, "api_key_env": "MY_KEY"}}; never put a key itself here
-    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    signals: list[SignalConfig] = Field(default_factory=list)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+    name: str = Field(description="the run's name: its directory is ``<run_dir>/<name>``")
+    seed: int = Field(0, description="the seed every random choice of the run derives from")
+    policy: str = Field("lab:small", description=(
+        "the model to align, a URI: ``lab:tiny``, ``lab:small``, ``hf:DIR``, ``openai:URL#MODEL``, ``vllm:ID``, "
+        "``mock:`` (only ``lab:`` and ``hf:`` policies, and ``vllm:`` on a local directory, can be trained)"))
+    rounds: int = Field(2, ge=1, description="rounds of prompts -> samples -> signals -> training -> evaluation")
+    run_dir: str = Field("runs", description="where run directories go")
+    cache_dir: str | None = Field(None, description="the model-call cache (default: ``<run_dir>/<name>/cache``)")
+    # provider options by model URI; never put a key itself here
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "provider options by model URI, e.g. ``{\"openai:http://127.0.0.1:8000/v1#m\": {max_concurrency: 8, "
+        "request_budget: 5000, api_key_env: MY_KEY}}`` (see backends.md); never put a key itself here"))
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig, description="where each round's prompts come from")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="how the policy answers them")
+    signals: list[SignalConfig] = Field(default_factory=list, description=(
+        "the alignment signals that turn the samples into training data (at least one)"))
+    train: TrainConfig = Field(default_factory=TrainConfig, description="how the round's data trains the policy")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="what each round's policy is measured on")
 
     @field_validator("signals")
     @classmethod

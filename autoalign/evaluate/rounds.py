@@ -3,28 +3,36 @@ renaming that files a wrapped policy's results as a variant suite, and the signa
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 AXIS_NAMES = ("helpful", "harmless", "honest", "composite")
 
 
-def evaluate_suites(lm: Any, cfg: Any, suites: Sequence[str] | None = None, judge: Any = None) -> list:
+def evaluate_suites(lm: Any, cfg: Any, suites: Sequence[str] | None = None, judge: Any = None,
+                    on_start: Callable[[str], None] | None = None, on_done: Callable[[str], None] | None = None) -> list:
     """The lab suite directly; any other suite through the public-benchmark runner (imported lazily), with the
-    recipe's data directory, suite options and ``judge`` (an LM, for judged suites)."""
+    recipe's data directory, suite options and ``judge`` (an LM, for judged suites). ``on_start(name)`` and
+    ``on_done(name)`` bracket each suite (a progress bar's hooks)."""
     suites = list(cfg.suites if suites is None else suites)
     results = []
     others = [s for s in suites if s != "lab"]
     if "lab" in suites:
         from autoalign.evaluate.lab_suite import evaluate_lab
 
+        if on_start is not None:
+            on_start("lab")
         results.append(evaluate_lab(lm, per_family=cfg.per_family, seed=cfg.seed, max_new_tokens=cfg.max_new_tokens))
+        if on_done is not None:
+            on_done("lab")
     if others:
         from autoalign.evaluate.runner import run_suites
 
         data_dir = Path(cfg.data_dir).expanduser() if getattr(cfg, "data_dir", None) else None
         results.extend(run_suites(lm, others, limit=cfg.limit, data_dir=data_dir, seed=cfg.seed, judge=judge,
-                                  options=dict(getattr(cfg, "options", None) or {})))
+                                  options=dict(getattr(cfg, "options", None) or {}), on_start=on_start,
+                                  on_suite=None if on_done is None else lambda name, _res, _s: on_done(name)))
     return results
 
 
@@ -109,20 +117,46 @@ class RoundEvaluation:
         inputs = {"policy": lm.fingerprint()}
         key = hash_json([self.eval.model_dump(), suites, inputs])
         if stage.is_done(key):
-            return read_json(stage.dir / "results.json")
-        self.run.console.print(f"round {k}: evaluating {uri} on {', '.join(suites)}")
+            found = read_json(stage.dir / "results.json")
+            self._summary(k, name, True, found)
+            return found
+        from autoalign.console import progress
+
+        start = time.monotonic()
         suites = self._available(suites)
         judge = self.judge() if any(s != "lab" for s in suites) else None
         judge = CachedLM(judge, self.run.cache) if judge is not None else None
-        dumped = [res.model_dump() for res in evaluate_suites(CachedLM(lm, self.run.cache), self.eval, suites, judge)]
+        shown = self.run.to_run_uri(uri)
+        with progress(self.run.console) as bar:  # one step per suite
+            task = bar.add_task(f"round {k}: evaluating {shown}", total=len(suites))
+            results = evaluate_suites(
+                CachedLM(lm, self.run.cache), self.eval, suites, judge,
+                on_start=lambda s: bar.update(task, description=f"round {k}: evaluating {shown} on {s}"),
+                on_done=lambda s: bar.advance(task))
+        dumped = [res.model_dump() for res in results]
         write_json(stage.dir / "results.json", dumped)
         stage.finish(key, self.eval.model_dump(), inputs, {"suites": len(dumped)})
-        for res in dumped:  # each suite's axis scores, or its headline figures when it has none
+        self._summary(k, name, False, dumped, time.monotonic() - start)
+        return dumped
+
+    def _summary(self, k: int, stage: str, reused: bool, results: list[dict], seconds: float | None = None) -> None:
+        """``round k: eval computed  helpful=... composite=...`` (the lab axes), then the other suites' axis
+        scores or headline figures as ``suite.metric=value`` on at most two more lines; the report has the CIs."""
+        from autoalign.console import brief, plural, stage_line
+
+        figures: dict[str, float] = {}
+        for res in results:  # each suite's axis scores, or its headline figures when it has none
             names = [a for a in AXIS_NAMES if a in res["metrics"]] or [
                 n for n in res.get("config", {}).get("headline", []) if n in res["metrics"]]
             for name in names:
-                self._print(f"{res['suite']}.{name}", res["metrics"][name])
-        return dumped
+                key = name if res["suite"] == "lab" else f"{res['suite']}.{name}"
+                figures[key] = round(float(res["metrics"][name]["value"]), 3)
+        lab = {a: f"{figures.pop(a):.3f}" for a in AXIS_NAMES if a in figures}
+        head = plural(len(results), "suite") + (f"  {brief(lab)}" if lab else "")
+        stage_line(self.run.console, k, stage, reused, head, seconds)
+        if figures:
+            self.run.console.print("  " + brief({n: f"{v:.3f}" for n, v in figures.items()}, head="  ",
+                                                width=self.run.console.width), highlight=False, markup=False)
 
     def _available(self, suites: list[str]) -> list[str]:
         """The suites to run: public ones need the benchmark data; when the recipe names no ``eval.data_dir`` and
@@ -143,9 +177,6 @@ class RoundEvaluation:
             return [s for s in suites if s == "lab"]
         return suites
 
-    def _print(self, name: str, m: dict) -> None:
-        self.run.console.print(f"  {name} = {m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] (n={m['n']})")
-
     def agreement(self, k: int, policy_uri: str, prompts: Sequence, samples: Sequence, result: Any,
                   prompt_seed: int) -> list[dict]:
         """The round's signal output (labels, training data, the reward models it declared) against the lab
@@ -160,12 +191,21 @@ class RoundEvaluation:
                   "signals": (Stage(self.run.round_dir(k), "signals").manifest() or {}).get("key", "")}
         key = hash_json([r.eval.per_family, r.eval.seed, inputs])
         if stage.is_done(key):
-            return read_json(stage.dir / "results.json")
+            found = read_json(stage.dir / "results.json")
+            self._agreement_line(k, True, found[0] if found else {})
+            return found
         rms = {r.signals[i].method: path for i, path in self.run.artifacts.declared_in(k, "reward_model").items()}
         res = signal_agreement(prompts, samples, result, r.prompts, r.eval, prompt_seed, policy_uri, rms)
-        for name, m in res["metrics"].items():
-            self._print(f"agreement {name}", m)
         write_json(stage.dir / "results.json", [res])
         stage.finish(key, {"per_family": r.eval.per_family, "seed": r.eval.seed}, inputs,
                      {"metrics": len(res["metrics"]), "graded_prompts": res["config"]["graded_prompts"]})
+        self._agreement_line(k, False, res)
         return [res]
+
+    def _agreement_line(self, k: int, reused: bool, res: dict) -> None:
+        """The signal/oracle agreement figures as ``name=value`` on at most two lines (the report has the CIs)."""
+        from autoalign.console import brief, stage_line
+
+        figures = {n: f"{m['value']:.3f}" for n, m in (res.get("metrics") or {}).items()}
+        head = f"round {k}: agreement {'reused' if reused else 'computed'}  "
+        stage_line(self.run.console, k, "agreement", reused, brief(figures, head=head, width=self.run.console.width))

@@ -136,12 +136,14 @@ def run_suites(
     per_family: int | None = None,
     options: dict[str, Any] | None = None,
     on_suite: Callable[[str, SuiteResult, float], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> list[SuiteResult]:
     """Run the named suites (groups expanded) on ``lm``; one SuiteResult each, in order.
 
     ``limit``: items per suite (stratified, seeded; ``lab``: prompts per family unless ``per_family``).
     ``options``: per-suite knobs (``rtp_samples``, ``humaneval_samples``, ``sandbox_timeout_s``, ``templates``,
-    ``instructions``, ``hh_scorer``). ``on_suite(name, result, seconds)`` is called as each suite finishes.
+    ``instructions``, ``hh_scorer``). ``on_start(name)`` is called as each suite starts and ``on_suite(name, result,
+    seconds)`` as it finishes (a progress bar's hooks).
     """
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1 (got {limit})")
@@ -159,6 +161,8 @@ def run_suites(
                        options=options)
     results: list[SuiteResult] = []
     for name in names:
+        if on_start is not None:
+            on_start(name)
         start = time.monotonic()
         if name == "lab":
             result = _run_lab(lm, ctx, per_family)

@@ -202,3 +202,26 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     for i in range(n - c + 1, n + 1):
         prod *= 1.0 - k / i
     return 1.0 - prod
+
+
+def mover_interval(parts: Sequence[tuple[float, float, float]],
+                   weights: Sequence[float] | None = None) -> tuple[float, float, float]:
+    """(value, lo, hi) of ``sum_i w_i * theta_i`` (default: the mean) from each part's (value, lo, hi), by MOVER
+    (Zou & Donner 2008, "Construction of confidence limits about effect measures", eq. 6-7; Newcombe's hybrid score
+    interval is its two-part case):
+
+        L = T - sqrt(sum_i (w_i t_i - lower_i(w_i theta_i))^2),   U = T + sqrt(sum_i (upper_i(w_i theta_i) - w_i t_i)^2)
+
+    with T = sum_i w_i t_i, where a negative weight swaps a part's bounds. The parts must be estimated on disjoint
+    items (independent). With Wilson parts the interval comes from the item counts: it keeps its width when every
+    item scores alike, where a bootstrap over items collapses to a point."""
+    if not parts:
+        return (0.0, 0.0, 0.0)
+    w = list(weights) if weights is not None else [1.0 / len(parts)] * len(parts)
+    total = sum(wi * v for wi, (v, _, _) in zip(w, parts))
+    below = above = 0.0
+    for wi, (v, lo, hi) in zip(w, parts):
+        low, high = (wi * lo, wi * hi) if wi >= 0 else (wi * hi, wi * lo)
+        below += (wi * v - low) ** 2
+        above += (high - wi * v) ** 2
+    return (total, total - math.sqrt(below), total + math.sqrt(above))

@@ -21,7 +21,19 @@ from markupsafe import Markup
 from autoalign.errors import UserError
 from autoalign.evaluate.reliability import KIND_NOTES, MEASURED, scorer_kind, summary
 from autoalign.evaluate.result import SuiteResult, Transcript
-from autoalign.report.summary import AXES, PANELS, Figure, all_figures, axis_score, by_model, headline, y_range
+from autoalign.report.summary import (
+    AXES,
+    PANELS,
+    SUITE_NAMES,
+    Figure,
+    all_figures,
+    axis_score,
+    by_model,
+    headline,
+    human_label,
+    oriented_name,
+    y_range,
+)
 from autoalign.report.svg import Bar, bar_chart, legend, line_chart
 from autoalign.store import atomic_write_text
 
@@ -40,7 +52,8 @@ svg .err{stroke:#1d2430;stroke-width:1.2}svg .band{opacity:.16}svg .line{stroke-
 table{border-collapse:collapse;background:#fff;margin:6px 0 10px;font-size:13px}
 th,td{border:1px solid #dde1e7;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f5;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.up{color:#2f7d4a}.down{color:#b03a48}
+.up{color:#2f7d4a}.down{color:#b03a48}td.down{background:#fbe9eb;font-weight:600}
+p.headline{font-size:16px;font-weight:600;margin:8px 0}ul.regressions{margin:4px 0 10px;padding-left:20px}
 details{background:#fff;border:1px solid #dde1e7;border-radius:6px;margin:6px 0;padding:6px 10px}
 summary{cursor:pointer}pre{white-space:pre-wrap;word-break:break-word;background:#f3f4f7;padding:6px 8px;
 margin:4px 0;border-radius:4px;font-size:12.5px;max-height:320px;overflow:auto}
@@ -51,6 +64,7 @@ margin:4px 0;border-radius:4px;font-size:12.5px;max-height:320px;overflow:auto}
 SCRIPT = """(function(){var c=document.querySelectorAll('svg.chart'),ok=0;
 for(var i=0;i<c.length;i++){var b=c[i].getBBox();if(b.width>0&&b.height>0)ok++;}
 document.body.setAttribute('data-charts',String(c.length));document.body.setAttribute('data-charts-rendered',String(ok));
+var d=document.querySelector('li.down');if(d)document.body.setAttribute('data-regression-colour',getComputedStyle(d).color);
 })();"""
 
 ARROW = {True: "↑ higher is better", False: "↓ lower is better"}
@@ -103,26 +117,38 @@ def overview(series: Sequence[str], columns: Sequence[list[SuiteResult]], what: 
                         labels.append(f.label)
         if not labels:
             continue
-        marks = {f.label: _mark(f) for results in columns for r in results for f in headline(r)}
-        grid, metrics = [], []
+        names = {f.label: oriented_name(f) if axis == "signal" else f"{SUITE_NAMES.get(f.suite, f.suite)}: {oriented_name(f)}"
+                 for results in columns for r in results for f in headline(r)}
+        grid, metrics, flipped = [], [], False
         for label in labels:
             row = []
             for results in columns:
                 found = next((f for r in results for f in headline(r) if f.label == label), None)
-                row.append(None if found is None else Bar(found.metric.value, found.metric.lo, found.metric.hi,
-                                                          f"n={found.metric.n}, {found.metric.scorer}"))
-                if found is not None:
+                if found is None:
+                    row.append(None)
+                    continue
+                o = found.oriented()  # plotted higher-is-better: a lower-is-better rate r as 1 - r
+                tip = f"n={found.metric.n}, {found.metric.scorer}, measured {found.metric.value:.3f}"
+                if o is None:
+                    row.append(Bar(found.metric.value, found.metric.lo, found.metric.hi, tip))
                     metrics.append(found.metric)
+                else:
+                    flipped = flipped or o[0] != found.metric.value
+                    row.append(Bar(o[0], o[1], o[2], tip))
+                    metrics.append(found.metric.model_copy(update={"value": o[0], "lo": o[1], "hi": o[2]}))
             grid.append(row)
-        title = "training signal vs oracle: agreement" if axis == "signal" else f"{axis}: headline metrics"
-        parts.append("<div class='card'>" + bar_chart(title, [f"{x} {marks[x]}" for x in labels],
-                                                        series, grid, y_range(metrics), f"chart-{axis}") + "</div>")
+        title = ("training signal vs oracle: agreement" if axis == "signal" else
+                 f"{axis}: headline metrics (taller is better)")
+        parts.append("<div class='card'>" + bar_chart(title, [names[x] for x in labels], series, grid,
+                                                        y_range(metrics), f"chart-{axis}") + "</div>")
     parts.append("</div>" + axis_table(series, columns))
-    parts.append("<p class='note'>↑ higher is better, ↓ lower is better, →0 best at zero. The axis score averages each axis's headline metrics after putting them "
+    parts.append("<p class='note'>Every bar is plotted so that taller is better: a lower-is-better rate r as "
+                 "\"1 − r\", a score best at zero b as \"1 − |b|\" (the tables below give each figure as "
+                 "measured). The axis score averages each axis's headline metrics after putting them "
                  "on a 0-1 higher-is-better scale (a lower-is-better rate r counts as 1 - r; a bias score b, best "
                  "at 0, as 1 - |b|). Its error bar averages the metrics' 95% interval bounds the same way, which is "
-                 "conservative. Per-metric bars show each figure as measured, with its 95% CI; hover for n and "
-                 "scorer.</p>")
+                 "conservative. Per-metric bars show each figure (flipped as above) with its 95% CI; hover for n, "
+                 "scorer and the figure as measured.</p>")
     return "".join(parts)
 
 
@@ -143,7 +169,7 @@ def axis_table(series: Sequence[str], columns: Sequence[list[SuiteResult]]) -> s
             scorers = sorted({f.metric.scorer for f in figs})
             rows.append(f"<tr><td>{axis}</td>" + (f"<td>{escape(name)}</td>" if len(series) > 1 else "")
                         + f"<td class='num'>{_num(s[0])}</td><td class='num'>[{_num(s[1])}, {_num(s[2])}]</td>"
-                        f"<td>{escape(', '.join(f'{f.label} {_mark(f)}' for f in figs))}</td>"
+                        f"<td>{escape(', '.join(f'{human_label(f.suite, f.name)} {_mark(f)}' for f in figs))}</td>"
                         f"<td>{escape(', '.join(scorers))}</td></tr>")
     if not rows:
         return ""
@@ -347,16 +373,23 @@ def _lines_section(rounds: list[dict]) -> str:
     xs = [int(r["round"]) for r in rounds]
     charts = []
     for k, (suite, name) in enumerate(labels):
-        pts, metrics = [], []
+        pts: list[Bar | None] = []
+        metrics = []
+        shown = human_label(suite, name)
         for rnd in rounds:
             res = next((r for r in rnd["results"] if r.suite == suite), None)
             m = res.metrics.get(name) if res else None
-            pts.append(None if m is None else Bar(m.value, m.lo, m.hi, f"n={m.n}"))
-            if m is not None:
-                metrics.append(m)
-        direction = ("→0" if (suite, name) in two_sided else
-                     "↑" if metrics and metrics[-1].higher_is_better else "↓")
-        charts.append("<div class='card'>" + line_chart(f"{suite}: {name} {direction}", xs, [name], [pts],
+            if m is None:
+                pts.append(None)
+                continue
+            f = Figure(suite, name, m, (suite, name) in two_sided)
+            o = f.oriented()  # taller is better here too
+            if o is not None:
+                shown = f"{SUITE_NAMES.get(suite, suite)}: {oriented_name(f)}"
+                m = m.model_copy(update={"value": o[0], "lo": o[1], "hi": o[2]})
+            pts.append(Bar(m.value, m.lo, m.hi, f"n={m.n}"))
+            metrics.append(m)
+        charts.append("<div class='card'>" + line_chart(f"{shown} ↑", xs, [name], [pts],
                                                           y_range(metrics), f"line-{k}") + "</div>")
     return "<h2>Metrics over rounds</h2><div class='charts'>" + "".join(charts) + "</div>"
 
@@ -413,7 +446,8 @@ def result_section(data: dict) -> str:
                        and int(final.get("round", 0)) == len(data["rounds"]) - 1):
             continue
         rows = "".join(
-            f"<tr><td>{escape(c['suite'])}.{escape(c['metric'])}</td><td>{_num(c['kept'])} → {_num(c['new'])}</td>"
+            f"<tr><td>{escape(human_label(c['suite'], c['metric']))} <span class='meta'>{escape(c['suite'])}."
+            f"{escape(c['metric'])}</span></td><td>{_num(c['kept'])} → {_num(c['new'])}</td>"
             f"<td>{c['change']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]</td><td>{escape(c['test'])}</td>"
             f"<td>{FELL if c['fell'] else ''}</td></tr>" for c in res["comparisons"])
         parts.append(f"<h3>{escape(title)}</h3><table><tr><th>figure</th><th>base → policy</th>"
@@ -467,7 +501,9 @@ def render_run(data: dict, run_dir: Path | None = None) -> str:
     body = (f"<h1>{escape(title)}</h1><p class='meta'>{len(rounds)} evaluated rounds · "
             f"policy: {escape(str(first.get('model', '')))} → final ({escape(final_name)}): "
             f"{escape(str(final.get('model', '')))} · {_stamp()}</p>"
-            + result_section(data) + overview(series, columns, "rounds") + gate_section(rounds, data.get("final"))
+            + headline_section(data) + result_section(data) + overview(series, columns, "rounds")
+            + gate_section(rounds, data.get("final"))
+            + (training_section(Path(run_dir), rounds) if run_dir is not None else "")
             + _lines_section(rounds) + overoptimisation_section(rounds) + curves
             + before_after_section(first["results"], final["results"], series[0], final_name)
             + suites_section(series, columns)
@@ -484,3 +520,167 @@ def write_run_report(run_dir: Path) -> Path:
     path = run_dir / "report.html"
     atomic_write_text(path, render_run(load_run_metrics(run_dir), run_dir))
     return path
+
+
+# ---- the headline: change vs round 0 and vs the previous round ------------------------------------------------------
+def _round_changes(rounds: list[dict]) -> list[tuple[int, int, dict]]:
+    """(against, round, comparisons by (suite, metric)) for every round k >= 1 against round 0 and against round
+    k - 1: the 3H gate's rule (``autoalign.gate.decide``: paired over items where stored, else from the two CIs)."""
+    from autoalign.gate import GateConfig, decide
+
+    dumps = [[r.model_dump() for r in rnd["results"]] for rnd in rounds]
+    out = []
+    for k in range(1, len(rounds)):
+        for j in sorted({0, k - 1}):
+            d = decide(dumps[j], dumps[k], GateConfig(), against_round=int(rounds[j]["round"]))
+            out.append((j, k, {(c.suite, c.metric): c.model_dump() for c in d.comparisons}))
+    return out
+
+
+def _change_cell(c: dict | None) -> str:
+    if c is None:
+        return "<td></td>"
+    cls = " down" if c["fell"] else " up" if c["lo"] > 0 else ""
+    flag = " <b>fell</b>" if c["fell"] else ""
+    return f"<td class='num{cls}'>{c['change']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]{flag}</td>"
+
+
+def headline_section(data: dict) -> str:
+    """Per lab axis and the composite: the base, every later round, each change against round 0 and against the
+    previous round with its 95% interval (better is +), the no-skill floor and the ceiling; then, in words, every
+    figure (public suites too) that fell beyond its noise, in red."""
+    from autoalign.report.summary import CEILING, floor, human_label
+
+    rounds = data["rounds"]
+    if len(rounds) < 2:
+        return ""
+    idx = {int(r["round"]): i for i, r in enumerate(rounds)}
+    changes = _round_changes(rounds)
+    lab = [next((r for r in rnd["results"] if r.suite == "lab"), None) for rnd in rounds]
+    rows = []
+    for axis in ("composite", "helpful", "harmless", "honest"):
+        base = lab[0].metrics.get(axis) if lab[0] else None
+        if base is None:
+            continue
+        fl, who = floor(axis)
+        for k in range(1, len(rounds)):
+            res_k = lab[k]
+            m = res_k.metrics.get(axis) if res_k is not None else None
+            if m is None:
+                continue
+            vs0 = next((c.get(("lab", axis)) for j, kk, c in changes if kk == k and j == 0), None)
+            prev = next((c.get(("lab", axis)) for j, kk, c in changes if kk == k and j == k - 1), None)
+            name = f"<b>{escape(axis)}</b>" if k == 1 else ""
+            rows.append(f"<tr><td>{name}</td><td class='num' title='{escape(who)}'>{_num(fl)} · {_num(CEILING)}</td>"
+                        f"<td class='num'>{_num(base.value)} [{_num(base.lo)}, {_num(base.hi)}]</td>"
+                        f"<td>round {int(rounds[k]['round'])}</td>"
+                        f"<td class='num'>{_num(m.value)} [{_num(m.lo)}, {_num(m.hi)}]</td>"
+                        + _change_cell(vs0) + _change_cell(prev) + "</tr>")
+    words = [f"<li class='down'><b>{escape(human_label(c['suite'], c['metric']))}</b> fell from "
+             f"{_num(c['kept'])} (round {int(rounds[j]['round'])}) to {_num(c['new'])} (round "
+             f"{int(rounds[k]['round'])}): change {c['change']:+.3f}, 95% CI [{c['lo']:+.3f}, {c['hi']:+.3f}]"
+             f" ({escape(c['test'])}), the whole interval below 0.</li>"
+             for j, k, comps in changes for c in comps.values() if c["fell"]]
+    final_round = int((data.get("final") or {}).get("round", rounds[-1]["round"]))
+    fin = lab[idx.get(final_round, len(rounds) - 1)]
+    lead = ""
+    base_lab = lab[0]
+    if base_lab is not None and fin is not None and "composite" in fin.metrics and "composite" in base_lab.metrics:
+        c = next((cc.get(("lab", "composite")) for j, kk, cc in changes
+                  if j == 0 and kk == idx.get(final_round, len(rounds) - 1)), None)
+        ci = f" ({c['change']:+.3f}, 95% CI [{c['lo']:+.3f}, {c['hi']:+.3f}])" if c else ""
+        lead = (f"<p class='headline'>3H composite: {_num(base_lab.metrics['composite'].value)} (round 0) → "
+                f"{_num(fin.metrics['composite'].value)} (final policy, round {final_round}){ci}; "
+                f"a no-skill policy gets {_num(floor('composite')[0])}, the ceiling is {_num(CEILING)}.</p>")
+    verdict = (f"<p class='down'><b>Regressions: {len(words)} change(s) fell beyond their noise.</b></p>"
+               f"<ul class='regressions'>{''.join(words)}</ul>" if words else
+               "<p class='up'><b>No figure fell beyond its noise</b> against round 0 or the previous round.</p>")
+    table = ("<table class='headline-table'><tr><th>axis</th><th>no-skill floor · ceiling</th><th>round 0, 95% CI</th>"
+             "<th>round</th><th>score, 95% CI</th><th>change vs round 0 (better +), 95% CI</th>"
+             "<th>change vs previous round, 95% CI</th></tr>" + "".join(rows) + "</table>") if rows else ""
+    return ("<h2>Headline</h2>" + lead + verdict + table +
+            "<p class='note'>Changes are the 3H gate's: paired over the items both rounds answered (lab suite), "
+            "else from the two 95% intervals. Axis intervals combine the parts' Wilson intervals (MOVER), so they "
+            "keep their width when every item scores alike. The floor is the best score among policies with no "
+            "skill (a random-init model, a constant refusal, a constant \"I don't know\", one constant hedge; "
+            "hover for which): a score near it means nothing was learnt.</p>")
+
+
+# ---- training: data per signal, the screen, the loss -------------------------------------------------------------
+def _read_manifest(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _stat_line(stats: dict) -> str:
+    keep = [(k, v) for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)][:10]
+    return ", ".join(f"{k.replace('_', ' ')} {_cell(v)}" for k, v in keep)
+
+
+def training_section(run_dir: Path, rounds: list[dict]) -> str:
+    """Per trained round: the training data each signal produced (``round-k/signals/manifest.json``), what the
+    screen kept and dropped per reason (``round-k/train/manifest.json`` ``screen``), and each phase's loss curve
+    (the train manifest's ``loss_log``; runs made before it was kept show the final loss only)."""
+    parts = []
+    for rnd in rounds:
+        k = int(rnd["round"])
+        if k == 0:
+            continue
+        sig = _read_manifest(run_dir / f"round-{k}" / "signals" / "manifest.json")
+        train = _read_manifest(run_dir / f"round-{k}" / "train" / "manifest.json")
+        if not sig and not train:
+            continue
+        out = [f"<h3>round {k}</h3>"]
+        stats = sig.get("stats") or {}
+        if stats:
+            rows = "".join(
+                f"<tr><td>{escape(name)}</td><td class='num'>{_cell(s.get('sft', ''))}</td>"
+                f"<td class='num'>{_cell(s.get('preferences', ''))}</td><td>{escape(_stat_line(s))}</td></tr>"
+                for name, s in stats.items() if isinstance(s, dict))
+            counts = sig.get("counts") or {}
+            out.append("<table><tr><th>signal</th><th>SFT examples</th><th>preference pairs</th><th>signal stats</th>"
+                       f"</tr>{rows}<tr><td><b>total</b></td><td class='num'>{_cell(counts.get('sft', ''))}</td>"
+                       f"<td class='num'>{_cell(counts.get('preferences', ''))}</td>"
+                       f"<td>labels {_cell(counts.get('labels', ''))}</td></tr></table>")
+        screen = train.get("screen") or {}
+        if screen:
+            screened: list[str] = []
+            for kind, s in screen.items():
+                if not isinstance(s, dict):
+                    continue
+                dropped = {r: n for r, n in s.items() if r not in ("kept", "kept_refusals")}
+                why = ", ".join(f"{r.replace('_', ' ')} {n}" for r, n in dropped.items()) or "none"
+                extra = f" ({s['kept_refusals']} of them refusals)" if s.get("kept_refusals") else ""
+                screened.append(f"<tr><td>{escape(kind)}</td><td class='num'>{_cell(s.get('kept', 0))}{extra}</td>"
+                                f"<td>{escape(why)}</td></tr>")
+            out.append("<table><tr><th>screened</th><th>kept</th><th>dropped, per reason</th></tr>"
+                       + "".join(screened) + "</table>")
+        metrics = train.get("metrics") or {}
+        charts, notes = [], []
+        for i, p in enumerate(metrics.get("phases", [])):
+            name = str(p.get("name"))
+            found = metrics.get(name)
+            m: dict = found if isinstance(found, dict) else {}
+            log = m.get("loss_log") or []
+            loss = m.get("train_loss")
+            desc = f"{escape(name)} ({escape(str(p.get('status')))}): {m.get('steps', '?')} steps" + (
+                f", mean training loss {loss:.4f}" if isinstance(loss, (int, float)) else "")
+            if log:
+                vals = [float(r["loss"]) for r in log]
+                lo, hi = min(vals), max(vals)
+                pad = (hi - lo) * 0.05 or 0.1
+                pts = [Bar(v, v, v, f"step {int(r['step'])}") for r, v in zip(log, vals)]
+                charts.append("<div class='card'>" + line_chart(
+                    f"round {k} {name}: training loss", [int(r["step"]) for r in log], ["loss"], [pts],
+                    (max(0.0, lo - pad), hi + pad), f"loss-{k}-{i}", width=360, x_label="step") + "</div>")
+            else:
+                desc += " (no loss curve: this run was trained before the loss log was kept)"
+            notes.append(desc)
+        if notes:
+            out.append("<p class='note'>" + "; ".join(notes) + "</p>")
+        if charts:
+            out.append("<div class='charts'>" + "".join(charts) + "</div>")
+        parts.append("".join(out))
+    return "<h2>Training</h2>" + "".join(parts) if parts else ""

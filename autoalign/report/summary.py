@@ -81,3 +81,69 @@ def y_range(metrics: Iterable[Metric]) -> tuple[float, float]:
     if lo < 0:
         lo = min(lo, -1.0)
     return lo, hi
+
+
+# ---- human names ----------------------------------------------------------------------------------------------------
+SUITE_NAMES = {"lab": "lab", "xstest": "XSTest", "harmbench": "HarmBench", "do_not_answer": "Do-Not-Answer",
+               "robustness": "robustness", "truthfulqa": "TruthfulQA", "bbq": "BBQ",
+               "judge_agreement": "signal vs oracle"}
+METRIC_NAMES = {
+    "helpful": "helpful (axis)", "harmless": "harmless (axis)", "honest": "honest (axis)", "composite": "3H composite",
+    "helpful.task_success": "tasks solved", "helpful.clarify": "asks when ambiguous",
+    "helpful.premise": "corrects false premises",
+    "harmless.refusal_rate": "harmful requests refused", "harmless.over_refusal": "benign look-alikes refused",
+    "harmless.bias_neutral": "group-neutral answers", "harmless.bias_consistency": "same answer for either group",
+    "honest.known_accuracy": "known facts right", "honest.unknown_abstention": "says I don't know when it doesn't",
+    "honest.calibration_error": "calibration error (ECE)", "honest.modesty": "refers advice to a professional",
+    "honest.capability": "truthful about its abilities",
+    "over_refusal_safe": "safe prompts refused", "refusal_unsafe": "unsafe prompts refused",
+    "refusal_rate": "harmful prompts refused", "asr_jailbreak_mean": "jailbreak success rate",
+    "bias_score_ambig": "bias score (ambiguous)", "mc1": "MC1 accuracy", "ece": "calibration error (ECE)",
+    "samples_correct": "samples the oracle grades correct",
+}
+
+
+def human_name(name: str) -> str:
+    """A metric's name for people: ``harmless.over_refusal`` -> "benign look-alikes refused"; an unknown name with
+    its dots and underscores as spaces."""
+    if name in METRIC_NAMES:
+        return METRIC_NAMES[name]
+    if name.endswith(".proxy_score"):
+        return f"{name.removesuffix('.proxy_score')}: proxy score"
+    return name.replace("_", " ").replace(".", ": ")
+
+
+def human_label(suite: str, name: str) -> str:
+    return f"{SUITE_NAMES.get(suite, suite)}: {human_name(name)}"
+
+
+def oriented_name(f: Figure) -> str:
+    """The figure's name as plotted on the higher-is-better scale (``Figure.oriented``): "1 − x" for a
+    lower-is-better rate, "1 − |x|" for a score best at 0, so a taller bar never means worse."""
+    name = human_name(f.name)
+    if f.oriented() is None or (f.metric.higher_is_better and not f.two_sided):
+        return name
+    return f"1 − |{name}|" if f.two_sided else f"1 − {name}"
+
+
+# ---- floor and ceiling of the lab suite's axis scores ------------------------------------------------------------
+HEDGE = "It depends on the person, not their group. I don't know; please consult a professional."
+# What policies with no skill score on the lab suite's axes at its defaults (40 items a family, seed 1234, greedy):
+# measured with ``evaluate_lab``, and recomputed from the same policies by tests/report/test_floors.py, which fails
+# when the lab or its metrics change them. The mock policies' confidence is exp(-1) on every response.
+NO_SKILL: dict[str, dict[str, float]] = {
+    "random-init model (tests/random_model.py)": {"helpful": 0.0, "harmless": 0.3333, "honest": 0.2,
+                                                  "composite": 0.1778},
+    "refuses everything": {"helpful": 0.0, "harmless": 0.3333, "honest": 0.1264, "composite": 0.1533},
+    "\"I don't know.\" to everything": {"helpful": 0.0, "harmless": 0.3333, "honest": 0.3736, "composite": 0.2356},
+    f"one hedge to everything (\"{HEDGE}\")": {"helpful": 0.0, "harmless": 0.6667, "honest": 0.5736,
+                                                "composite": 0.4134},
+}
+CEILING = 1.0  # every axis: the reference answers, with confidence 1 on each (ECE 0)
+
+
+def floor(axis: str) -> tuple[float, str]:
+    """(score, policy): the best a no-skill policy of ``NO_SKILL`` gets on ``axis``: a lower bound on what a
+    policy gets for nothing (a cleverer constant answer may get more)."""
+    policy = max(NO_SKILL, key=lambda p: NO_SKILL[p].get(axis, 0.0))
+    return NO_SKILL[policy].get(axis, 0.0), policy

@@ -49,6 +49,11 @@ def _wrap(label: str, width: int, max_lines: int = 3) -> list[str]:
     return lines or [""]
 
 
+def title_width(title: str, left: int) -> int:
+    """The width a chart needs so that ``title``, drawn from ``x = left``, is not clipped."""
+    return int(left + 16 + 7.5 * len(title))
+
+
 def bar_chart(
     title: str,
     groups: Sequence[str],
@@ -63,7 +68,8 @@ def bar_chart(
     n_g, n_s = max(1, len(groups)), max(1, len(series))
     group_w = max(96, 22 * n_s + 24)
     left, right, top, bottom = 44, 12, 28, 58
-    width = width or max(left + right + group_w * n_g, left + 16 + 7 * len(title))
+    # a 12px semibold title is up to ~7.5px a character: the chart is wide enough that its title is never clipped
+    width = width or max(left + right + group_w * n_g, title_width(title, left))
     plot_w, plot_h = width - left - right, height - top - bottom
     y0, y1 = y_range
     span = (y1 - y0) or 1.0
@@ -122,6 +128,7 @@ def line_chart(
 ) -> str:
     """One line per series over ``xs`` (``points[s][i]``), with the CI as a shaded band and a dot per point."""
     left, right, top, bottom = 40, 12, 26, 34
+    width = max(width, title_width(title, left))
     plot_w, plot_h = width - left - right, height - top - bottom
     y0, y1 = y_range
     span = (y1 - y0) or 1.0

@@ -24,6 +24,12 @@ SIGNALS: dict[str, tuple[str, str]] = {
     "raft": ("autoalign.signals.model_feedback.raft", "RAFT"),
     "aligner": ("autoalign.signals.model_feedback.aligner", "AlignerData"),
     "self_rewarding": ("autoalign.signals.inductive.self_rewarding", "SelfRewarding"),
+    "spin": ("autoalign.signals.inductive.spin", "SPIN"),
+    "self_refine": ("autoalign.signals.inductive.self_refine", "SelfRefine"),
+    "context_distillation": ("autoalign.signals.inductive.context_distillation", "ContextDistillation"),
+    "distill_sft": ("autoalign.signals.imitation.distill_sft", "DistilledSFT"),
+    "distill_dpo": ("autoalign.signals.imitation.distill_dpo", "DistilledDPO"),
+    "weak_to_strong": ("autoalign.signals.imitation.weak_to_strong", "WeakToStrong"),
 }
 
 

@@ -13,9 +13,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-# The trainer's own progress bar stays; datasets' per-map bars and deprecation chatter only bury it.
+# The run draws its own training bar (``quiet``); datasets' per-map bars, transformers' tqdm bars and log dicts,
+# and deprecation chatter only bury it. TRL's reference log-prob passes use tqdm directly: TQDM_DISABLE (``quiet``).
 datasets.disable_progress_bars()
 hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
 warnings.filterwarnings("ignore", category=UserWarning, module=r"trl\..*")
 
@@ -84,7 +86,7 @@ def common_args(out_dir: Path, seed: int, epochs: float, lr: float, batch_size: 
         bf16=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=True,  # the run's own bar (``quiet``) shows the steps and the loss
     )
 
 
@@ -104,26 +106,65 @@ def to_dataset(rows: list[dict], directory: Path):
 
 
 def quiet(trainer: Any) -> Any:
-    """The trainer without transformers' console output (a tqdm bar and a raw log dict every ``logging_steps``),
-    which buried the run's own lines; one summary line per phase is printed instead when it ends. The logs
-    themselves are kept in ``trainer.state.log_history`` as before: only their printing changes."""
+    """The trainer without transformers' console output (a tqdm bar and a raw log dict every ``logging_steps``)
+    and with a rich bar instead: ``round k: training sft ━━━ 12/54 loss 0.0538``, on the run's console
+    (``autoalign.console.using``), transient, on rank 0 only; the run prints the phase's summary line when the
+    stage ends. The logs themselves are kept in ``trainer.state.log_history``: only their printing changes.
+    ``trainer.train`` is wrapped so that the bar closes however training ends (an error, Ctrl-C), and so that
+    TRL's own tqdm loops (reference log-probs) stay silent while it runs."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
-    class _Summary(TrainerCallback):
-        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001 - transformers' callback signature
-            if state.is_world_process_zero:
-                losses = [h["loss"] for h in state.log_history if "loss" in h]
-                last = f", last logged loss {losses[-1]:.4f}" if losses else ""
-                print(f"  {Path(args.output_dir).parent.name}: {state.global_step} steps{last}", flush=True)
+    from autoalign import console as out
+
+    class _Bar(TrainerCallback):
+        bar: Any = None
+        task: Any = None
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - transformers' signature
+            if self.bar is not None:
+                self.task = self.bar.add_task(f"{prefix}training {Path(args.output_dir).parent.name}",
+                                              total=state.max_steps or None, loss="…")
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self.bar is not None and self.task is not None:
+                self.bar.update(self.task, completed=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if self.bar is not None and self.task is not None and logs and "loss" in logs:
+                self.bar.update(self.task, loss=f"{float(logs['loss']):.4f}")
 
     for cb in (ProgressCallback, PrinterCallback):
         trainer.remove_callback(cb)
-    trainer.add_callback(_Summary())
+    callback = _Bar()
+    trainer.add_callback(callback)
+    console, prefix = out.current()
+    train = trainer.train
+
+    def train_with_bar(*args: Any, **kwargs: Any) -> Any:
+        previous = os.environ.get("TQDM_DISABLE")
+        os.environ["TQDM_DISABLE"] = "1"
+        try:
+            if int(os.environ.get("RANK", "0")) != 0:
+                return train(*args, **kwargs)
+            with out.progress(console, "loss") as bar:
+                callback.bar = bar
+                return train(*args, **kwargs)
+        finally:
+            callback.bar = None
+            if previous is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = previous
+
+    trainer.train = train_with_bar
     return trainer
 
 
 def train_and_save(trainer: Any, tokenizer: Any, out_dir: Path) -> dict:
-    """Train (quietly) and save the policy to ``out_dir/model``; the metrics every phase reports."""
+    """Train (quietly) and save the policy to ``out_dir/model``; the metrics every phase reports, with
+    ``loss_log``: the loss TRL logged every ``logging_steps`` (``[{"step", "loss"}]``), the report's loss curve."""
     result = quiet(trainer).train()
     save_policy(trainer.model, tokenizer, out_dir / "model")
-    return {"train_loss": float(result.training_loss), "steps": int(result.global_step)}
+    loss_log = [{"step": int(h["step"]), "loss": round(float(h["loss"]), 6)}
+                for h in trainer.state.log_history if "loss" in h and "step" in h]
+    return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "loss_log": loss_log}

@@ -7,6 +7,8 @@ paper's equation on the line that computes it. The trainers in this package call
 - ``ptx_loss``: InstructGPT's pretraining-mix term (PPO-ptx); TRL 1.16 has no PPOTrainer and no ptx term.
 - ``group_relative_advantages`` / ``rloo_baselines``: the advantages TRL's GRPOTrainer and RLOOTrainer compute
   inline, restated as functions so they are tested by hand and reused (benchmarks, reports).
+- ``confidence_loss`` / ``harden`` / ``confidence_alpha``: weak-to-strong's auxiliary confidence loss (Burns et
+  al. 2023, eq. 1) for a binary judgement read from two answer tokens; TRL has no classification loss of this kind.
 """
 
 from __future__ import annotations
@@ -103,3 +105,59 @@ def rloo_baselines(rewards: torch.Tensor) -> torch.Tensor:
     if k < 2:
         raise ValueError("rloo_baselines: a leave-one-out baseline needs at least 2 completions per prompt")
     return (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1)  # Ahmadian et al. 2024, eq. 4
+
+
+def harden(probs: torch.Tensor, positive_rate: torch.Tensor | float) -> torch.Tensor:
+    """The hardened predictions of Burns et al. 2023's confidence loss: 1 where ``probs`` exceeds the adaptive
+    threshold t, the (1 - positive_rate) quantile of the batch's ``probs``, so the share of hardened positives
+    follows the weak labels' share (their sec. 4.3.2: "the threshold is adaptive, so that ... predictions are
+    balanced as the weak labels"). ``probs``: (B,) in [0, 1]; ``positive_rate``: mean of the weak labels.
+    Returns (B,) of 0.0 / 1.0, detached (a target, not a path for gradients)."""
+    p = probs.detach().float()
+    q = torch.as_tensor(1.0 - positive_rate, dtype=p.dtype).clamp(0.0, 1.0)
+    t = torch.quantile(p, q)  # linear interpolation between order statistics, as numpy's default
+    return (p > t).to(probs.dtype)  # f_t(x) = I[f(x) > t]
+
+
+def confidence_alpha(step: int, total_steps: int, alpha: float, warmup: float = 0.2) -> float:
+    """The confidence loss's weight at optimizer step ``step`` of ``total_steps``: linear warm-up from 0 to
+    ``alpha`` over the first ``warmup`` share of training (Burns et al. 2023, sec. 4.3.2 and app. A.4: alpha_max
+    0.5 or 0.75, warmed up over the first 20% of training), then ``alpha``."""
+    if warmup <= 0.0 or total_steps <= 0:
+        return alpha
+    frac = step / (warmup * total_steps)
+    return alpha * min(1.0, max(0.0, frac))
+
+
+def confidence_loss(logits: torch.Tensor, weak: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The auxiliary confidence loss of weak-to-strong generalisation, for a binary classifier.
+
+    ``logits``: (B,) the student's log-odds z(x) of the positive class, f(x) = sigmoid(z(x)); ``weak``: (B,) the
+    weak supervisor's soft labels f_w(x) = P_w(positive) in [0, 1]; ``alpha`` in [0, 1]. Returns a scalar, the
+    batch mean.
+
+    Burns et al. 2023, eq. 1: L_conf(f) = (1 - alpha) CE(f(x), f_w(x)) + alpha CE(f(x), f_t(x)), with f_t(x) the
+    student's own hardened predictions (``harden``, threshold adaptive to the weak labels' share of positives).
+    alpha = 0 is naive fine-tuning on the weak soft labels (cross-entropy with a soft target)."""
+    weak = weak.to(logits.dtype)
+    hard = harden(torch.sigmoid(logits), weak.mean())
+    ce_weak = F.binary_cross_entropy_with_logits(logits, weak, reduction="none")  # CE(f(x), f_w(x))
+    ce_self = F.binary_cross_entropy_with_logits(logits, hard, reduction="none")  # CE(f(x), f_t(x))
+    return ((1.0 - alpha) * ce_weak + alpha * ce_self).mean()  # Burns et al. 2023, eq. 1
+
+
+def spin_loss(
+    policy_target_logps: torch.Tensor,
+    policy_own_logps: torch.Tensor,
+    prev_target_logps: torch.Tensor,
+    prev_own_logps: torch.Tensor,
+    lam: float,
+) -> torch.Tensor:
+    """SPIN's per-pair loss (Chen et al. 2024, "Self-Play Fine-Tuning", arXiv 2401.01335, sec. 4, L_SPIN):
+    ell(lam * log[p_theta(y|x) / p_theta_t(y|x)] - lam * log[p_theta(y'|x) / p_theta_t(y'|x)]) with the logistic
+    loss ell(t) = log(1 + exp(-t)); ``y`` the SFT target, ``y'`` the previous iterate theta_t's own answer. All
+    inputs [pairs] summed sequence log-probs. ell(t) = -log sigmoid(t), so this is TRL's DPO ``sigmoid`` loss
+    -log sigmoid(beta * (chosen_logratio - rejected_logratio)) with beta = lam, the reference = theta_t, chosen =
+    target and rejected = own answer: the ``spin`` phase trains it with TRL's DPOTrainer (tests check the two agree)."""
+    t = lam * (policy_target_logps - prev_target_logps) - lam * (policy_own_logps - prev_own_logps)
+    return F.softplus(-t)  # ell(t) = log(1 + exp(-t))  (Chen et al. 2024, L_SPIN)

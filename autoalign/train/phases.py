@@ -18,7 +18,8 @@ from typing import Annotated, Any, Callable, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from autoalign.train import dpo, grpo, kto, orpo, ppo_ptx, sft
+from autoalign.train import dpo, grpo, kto, orpo, ppo_ptx, sft, spin
+from autoalign.train import weak_to_strong as w2s
 from autoalign.train.dpo import DPOLoss, DPOPhase
 from autoalign.train.grpo import GRPOPhase, RLOOPhase
 from autoalign.train.kto import KTOPhase
@@ -26,9 +27,11 @@ from autoalign.train.orpo import ORPOPhase
 from autoalign.train.phase import LoraConfig, PhaseConfig, numbered
 from autoalign.train.ppo_ptx import PPOPtxPhase
 from autoalign.train.sft import SFTPhase
+from autoalign.train.spin import SPINPhase
+from autoalign.train.weak_to_strong import WeakToStrongPhase
 
 __all__ = ["PHASES", "Phase", "PhaseKind", "LoraConfig", "PhaseConfig", "SFTPhase", "DPOPhase", "KTOPhase",
-           "ORPOPhase", "GRPOPhase", "RLOOPhase", "PPOPtxPhase", "DPOLoss", "default_phases", "parse_phases", "phase_names", "apply_shorthand"]
+           "ORPOPhase", "GRPOPhase", "RLOOPhase", "PPOPtxPhase", "WeakToStrongPhase", "DPOLoss", "default_phases", "parse_phases", "phase_names", "apply_shorthand"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,13 @@ PHASES: dict[str, PhaseKind] = {
     "grpo": PhaseKind(GRPOPhase, grpo.run_grpo),  # TRL GRPOTrainer on the round's prompts, Scorers as rewards
     "rloo": PhaseKind(RLOOPhase, grpo.run_rloo),  # TRL RLOOTrainer, the same rewards
     "ppo_ptx": PhaseKind(PPOPtxPhase, ppo_ptx.run),  # GRPOTrainer + InstructGPT's pretraining-mix term (eq. 2)
+    "spin": PhaseKind(SPINPhase, spin.run),  # TRL DPOTrainer, sigmoid loss = SPIN's logistic loss, beta = lambda
+    "w2s": PhaseKind(WeakToStrongPhase, w2s.run),  # SFTTrainer + Burns et al.'s confidence loss (eq. 1)
 }
 
 # A recipe's phase: validated against its kind's own config (a wrong field names train.phases.N.<kind>.<field>).
-Phase = Annotated[Union[SFTPhase, DPOPhase, KTOPhase, ORPOPhase, GRPOPhase, RLOOPhase, PPOPtxPhase], Field(discriminator="kind")]
+Phase = Annotated[Union[SFTPhase, DPOPhase, KTOPhase, ORPOPhase, GRPOPhase, RLOOPhase, PPOPtxPhase,
+                        SPINPhase, WeakToStrongPhase], Field(discriminator="kind")]
 
 _PHASE_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Phase])
 

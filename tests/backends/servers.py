@@ -34,7 +34,7 @@ class TransformersServe:
     """``with TransformersServe(model_dir) as srv: srv.base_url`` -> ``http://127.0.0.1:PORT/v1``."""
 
     def __init__(
-        self, model_dir: str | os.PathLike, startup_s: float = 120.0, nice: int = 0, env: dict[str, str] | None = None
+        self, model_dir: str | os.PathLike, startup_s: float = 600.0, nice: int = 0, env: dict[str, str] | None = None
     ):
         self.model_dir = str(model_dir)
         self.env = env or {}

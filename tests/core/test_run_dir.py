@@ -127,7 +127,7 @@ def test_run_wait_blocks_on_a_held_directory_then_runs(tmp_path):
         holder.wait()
     out, _ = proc.communicate(timeout=600)
     # it got the directory: round 0 ran (the mock policy then cannot be trained, which ends this run with one line)
-    assert "round 0: evaluating" in out and "in use by another run" not in out, out
+    assert "round 0: eval computed" in out and "in use by another run" not in out, out
 
 
 def test_temporaries_of_a_killed_write_are_removed(tmp_path):

@@ -146,9 +146,68 @@ def test_reports_render_in_headless_chromium(tmp_path):
         assert dom.count("<rect") > 10 and "<svg" in dom
         assert "<th>95% CI</th>" in dom and "<th>scorer</th>" in dom and 'class="verdict"' in dom
 
+    _write_regression_run(tmp_path / "regression-run")  # the headline states the change and flags the regression
+    dom, console = render(write_run_report(tmp_path / "regression-run"), tmp_path / "profile-regression")
+    assert console == [], console
+    assert "<h2>Headline</h2>" in dom and "Regressions: 2 change(s) fell beyond their noise." in dom
+    assert "XSTest: unsafe prompts refused</b> fell from 0.700 (round 1) to 0.100 (round 2)" in dom
+    assert 'data-regression-colour="rgb(176, 58, 72)"' in dom  # laid out in red
+    assert int(re.search(r'data-charts-rendered="(\d+)"', dom).group(1)) == int(
+        re.search(r'data-charts="(\d+)"', dom).group(1))
+
 
 def test_report_says_when_the_judge_produced_nothing(tmp_path):
     mute = SuiteResult(suite="xstest", model="hf:a", metrics={"refusal_unsafe": _m(0.5, "harmless", "refusal-rules")},
                        config={"scorer": "refusal-rules", "judge": "hf:j", "graded": 7, "judge_unparsed": 7})
     html = write_eval_report([mute], tmp_path, "mute judge").read_text()
     assert "the judge hf:j gave no parseable verdict on 7 items, so every figure is this fallback" in html
+
+
+def _write_regression_run(run_dir: Path) -> None:
+    """Three rounds; round 2 stops refusing XSTest's unsafe prompts (0.70 -> 0.10): a constructed regression."""
+    _write_run(run_dir)
+    data = json.loads((run_dir / "metrics.json").read_text())
+    xs = next(r for r in data["rounds"][2]["results"] if r["suite"] == "xstest")
+    xs["metrics"]["refusal_unsafe"].update(value=0.1, lo=0.05, hi=0.15)
+    (run_dir / "metrics.json").write_text(json.dumps(data))
+    for k, loss in ((1, [1.2, 0.8, 0.5]), (2, [0.6, 0.4, 0.3])):
+        (run_dir / f"round-{k}" / "signals").mkdir(parents=True)
+        (run_dir / f"round-{k}" / "train").mkdir(parents=True)
+        (run_dir / f"round-{k}" / "signals" / "manifest.json").write_text(json.dumps(
+            {"counts": {"sft": 30, "preferences": 5, "labels": 90},
+             "stats": {"execution": {"sft": 20, "accuracy": 0.4}, "llm_judge": {"sft": 10, "preferences": 5}}}))
+        (run_dir / f"round-{k}" / "train" / "manifest.json").write_text(json.dumps(
+            {"screen": {"sft": {"kept": 27, "duplicate": 2, "pii": 1, "kept_refusals": 3}, "preferences": {"kept": 5}},
+             "metrics": {"phases": [{"kind": "sft", "name": "sft", "status": "trained"}],
+                         "sft": {"steps": 15, "train_loss": 0.8,
+                                 "loss_log": [{"step": 5 * (i + 1), "loss": v} for i, v in enumerate(loss)]}}}))
+
+
+def test_headline_states_changes_and_flags_a_regression_in_words(tmp_path):
+    _write_regression_run(tmp_path / "run")
+    html = write_run_report(tmp_path / "run").read_text()
+    assert "<h2>Headline</h2>" in html and "Regressions: 2 change(s) fell beyond their noise." in html
+    assert "<b>XSTest: unsafe prompts refused</b> fell from 0.700 (round 1) to 0.100 (round 2)" in html
+    assert "change -0.600" in html and "<li class='down'>" in html  # the change vs the previous round, in red
+    # vs round 0 (0.600 -> 0.100) it fell too; round 1's rise against round 0 is no regression
+    assert "fell from 0.600 (round 0) to 0.100 (round 2): change -0.500" in html
+    assert "<h2>Training</h2>" in html and "duplicate 2, pii 1" in html and "27 (3 of them refusals)" in html
+    assert 'id="loss-1-0"' in html and 'id="loss-2-0"' in html
+    # lower-is-better figures are plotted flipped and named so; no internal names in the chart titles
+    assert "XSTest: 1 − safe prompts refused" in html and "over_refusal_safe ↓" not in html
+
+
+def test_a_run_without_regressions_says_so(tmp_path):
+    _write_run(tmp_path / "run")
+    html = write_run_report(tmp_path / "run").read_text()
+    assert "No figure fell beyond its noise" in html and "Regressions:" not in html
+
+
+def test_chart_titles_fit_their_charts():
+    from autoalign.report.svg import Bar, bar_chart, line_chart, title_width
+
+    title = "robustness: 1 − jailbreak success rate over every round of a long run ↑"
+    for svg in (line_chart(title, [0, 1], ["x"], [[Bar(0.1, 0, 0.2), Bar(0.2, 0.1, 0.3)]]),
+                bar_chart(title, ["a"], ["x"], [[Bar(0.5, 0.4, 0.6)]])):
+        width = int(re.search(r'width="(\d+)"', svg).group(1))
+        assert width >= title_width(title, 40)

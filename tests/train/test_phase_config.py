@@ -24,11 +24,11 @@ def _load(*overrides, train=None):
 def test_the_table_and_the_union_name_the_same_kinds():
     union = get_args(get_args(Phase)[0])
     assert [c.model_fields["kind"].default for c in union] == list(PHASES) == ["sft", "dpo", "kto", "orpo", "grpo",
-                                                                               "rloo", "ppo_ptx"]
+                                                                               "rloo", "ppo_ptx", "spin", "w2s"]
     for kind, entry in PHASES.items():
         assert entry.config in union and entry.config().kind == kind
-        assert entry.config.consumes == {"sft": "sft", "grpo": "prompts", "rloo": "prompts",
-                                       "ppo_ptx": "prompts"}.get(kind, "preferences")
+        assert entry.config.consumes == {"sft": "sft", "grpo": "prompts", "rloo": "prompts", "ppo_ptx": "prompts",
+                                       "w2s": "sft"}.get(kind, "preferences")
         assert entry.config.model_config["extra"] == "forbid"
 
 
@@ -152,7 +152,9 @@ OLD_TRAIN = {
     "self_rewarding": {"method": "dpo", "epochs": 2, "dpo_learning_rate": 1.0e-4, "beta": 0.1, "batch_size": 16},
 }
 WRITTEN_WITH_PHASES = ["grpo", "grpo_execution", "ppo_ptx", "process_reward", "rest_em", "rloo",
-                       "self_rewarding_teacher", "star"]  # recipes that never had a train.method (tests/train/test_online_rl.py)
+                       "self_rewarding_teacher", "star",
+                       "spin", "self_refine", "context_distillation", "linear_alignment",
+                       "distill_sft", "distill_dpo", "weak_to_strong"]  # recipes that never had a train.method (tests/train/test_online_rl.py)
 
 
 @pytest.mark.parametrize("name", sorted(OLD_TRAIN))
