@@ -11,11 +11,13 @@ import pytest
 from autoalign.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = ["grpo", "rloo", "ppo_ptx", "rest_em", "process_reward"]
+RECIPES = ["grpo", "grpo_judge", "rloo", "ppo_ptx", "rest_em", "process_reward"]
 TINY = ["policy=lab:tiny", "rounds=1", "prompts.count=8", "sampling.n=2", "sampling.max_new_tokens=24",
         "eval.per_family=1", "eval.max_new_tokens=16"]
 SHRINK = {  # each recipe's own knobs, shrunk
     "grpo": ["train.phases.0.max_steps=2", "train.phases.0.max_completion_length=16"],
+    "grpo_judge": ["train.phases.0.max_steps=2", "train.phases.0.max_completion_length=16",  # the judge: lab:tiny
+                   "train.phases.0.rewards=[{scorer: execution, weight: 1.0}, {scorer: judge, model: 'lab:tiny'}]"],
     "rloo": ["train.phases.0.max_steps=2", "train.phases.0.max_completion_length=16"],
     "ppo_ptx": ["train.phases.0.max_steps=2", "train.phases.0.max_completion_length=16",
                 "train.phases.0.ptx.count=8", "train.phases.0.ptx.max_length=48"],
@@ -30,7 +32,7 @@ SHRINK = {  # each recipe's own knobs, shrunk
 def test_recipe_loads(name):
     r = load_recipe(ROOT / "recipes" / f"{name}.yaml")
     assert r.name == name and r.policy == "lab:small" and r.eval.suites == ["lab"]
-    kinds = {"grpo": "grpo", "rloo": "rloo", "ppo_ptx": "ppo_ptx", "rest_em": "sft", "process_reward": "sft"}
+    kinds = {"grpo": "grpo", "grpo_judge": "grpo", "rloo": "rloo", "ppo_ptx": "ppo_ptx", "rest_em": "sft", "process_reward": "sft"}
     assert [p.kind for p in r.train.phases] == [kinds[name]]
     if name == "rest_em":
         assert r.train.start_from == "base"
@@ -60,6 +62,10 @@ def test_recipe_one_round_end_to_end_on_lab_tiny(name, tiny_model_dir, tmp_path)
         from autoalign.report.reward_curves import reward_curves_section, with_train_metrics
 
         assert "reward per step" in reward_curves_section(with_train_metrics(run, metrics["rounds"]))
+    if name == "grpo_judge":  # both rewards logged per step
+        log = train["grpo"]["reward_log"]
+        assert train["trained"] and [r["step"] for r in log] == [1, 2]
+        assert any(k.startswith("rewards/") and "judge" in k for k in log[0]), log[0]
     if name == "ppo_ptx":
         assert len(train["ppo_ptx"]["ptx_log"]) == 2 and train["ppo_ptx"]["ptx_texts"] == 8
     if name == "process_reward":

@@ -151,7 +151,7 @@ OLD_TRAIN = {
     "rlaif": {"method": "dpo", "epochs": 2, "dpo_learning_rate": 1.0e-4, "beta": 0.1, "batch_size": 16},
     "self_rewarding": {"method": "dpo", "epochs": 2, "dpo_learning_rate": 1.0e-4, "beta": 0.1, "batch_size": 16},
 }
-WRITTEN_WITH_PHASES = ["grpo", "grpo_execution", "ppo_ptx", "process_reward", "rest_em", "rloo",
+WRITTEN_WITH_PHASES = ["grpo", "grpo_execution", "grpo_judge", "ppo_ptx", "process_reward", "rest_em", "rloo",
                        "self_rewarding_teacher", "star",
                        "spin", "self_refine", "context_distillation", "linear_alignment",
                        "distill_sft", "distill_dpo", "weak_to_strong"]  # recipes that never had a train.method (tests/train/test_online_rl.py)
