@@ -188,6 +188,8 @@ class Run:
         start = time.monotonic()
         prompts = methods.resolve(methods.PROMPT_SOURCES[r.prompts.source])(r.prompts, derive_seed(r.seed, "prompts", k))
         counts: dict[str, int] = {}
+        writer_stats: dict[str, dict] = {}
+        lineage: list[dict] = []  # what a writer says of each candidate it examined (parents, operation, decision)
         for i, (cfg, writer) in enumerate(zip(r.prompts.writers, self.writers, strict=True)):
             lm = CachedLM(self.models.lm(policy_uri), self.cache)
             with progress(self.console) as bar:
@@ -196,8 +198,13 @@ class Run:
                 prompts, stats = writer(prompts, lm, derive_seed(r.seed, cfg.method, k) if i == 0 else
                                         derive_seed(r.seed, cfg.method, k, i))
             counts[cfg.method] = stats.get("written", 0)
+            lineage.extend({"writer_index": i, **row} for row in stats.pop("lineage", None) or [])
+            writer_stats[f"{i}:{cfg.method}"] = stats
         stage.write("prompts", prompts)
-        stage.finish(key, r.prompts.model_dump(), inputs, {"prompts": len(prompts), **counts})
+        if r.prompts.writers:
+            stage.write("lineage", lineage)
+        stage.finish(key, r.prompts.model_dump(), inputs, {"prompts": len(prompts), **counts},
+                     extra={"writers": writer_stats} if writer_stats else None)
         written = "".join(f", {n} written by {m}" for m, n in counts.items())
         out.stage_line(self.console, k, "prompts", False, f"{len(prompts)} prompts{written}",
                        time.monotonic() - start)

@@ -29,6 +29,8 @@ PROMPT_SOURCES: dict[str, str] = {
 PROMPT_WRITERS: dict[str, tuple[str, str]] = {
     "self_instruct": ("autoalign.signals.imitation.self_instruct:SelfInstructConfig",
                       "autoalign.signals.imitation.self_instruct:SelfInstructWriter"),
+    "evol_instruct": ("autoalign.signals.imitation.evol_instruct:EvolInstructConfig",
+                      "autoalign.signals.imitation.evol_instruct:EvolInstructWriter"),
 }
 
 # online-RL rewards (``train.phases: [{kind: grpo, rewards: [{scorer: ...}]}]``): scorer name -> its Scorer class,
@@ -36,6 +38,8 @@ PROMPT_WRITERS: dict[str, tuple[str, str]] = {
 REWARD_SCORERS: dict[str, str] = {
     "execution": "autoalign.signals.environment.execution:ExecutionCheck",  # the sandbox checks env-carrying prompts
     "reward_model": "autoalign.signals.model_feedback.reward_model:RewardModel",  # a Bradley-Terry model directory
+    # a multi-head 3H reward model directory (the reward's ``path``): the head of each prompt's axis
+    "multihead_reward_model": "autoalign.signals.model_feedback.multihead_rm:MultiHeadRewardModel",
     "toxicity": "autoalign.evaluate.toxicity:ToxicityGrader",  # the lexicon grader (value 1 = non-toxic)
     # a judge model (the reward's ``model``, e.g. lab:teacher) as the pointwise logprob judge: P(Yes) under the
     # constitution's principle of the prompt's axis
@@ -52,6 +56,15 @@ PTX_SOURCES: dict[str, str] = {
     "file": "autoalign.train.ppo_ptx:file_texts",  # a user's JSONL of {"text": ...} rows
 }
 
+# Weak-to-strong's labelled split (``weak_to_strong`` signal, ``labelled: NAME``): name -> ``(tasks, per_task,
+# seed, constitution, principles) -> rows``. The one route by which ground-truth labels reach a signal, and only
+# the weak supervisor's fine-tuning (Burns et al. 2023 train the weak model on a labelled split); the student's
+# rows never carry them. ``lab`` draws train-split lab tasks and labels them on the evaluation side (which may
+# read the oracle).
+LABELLED_SPLITS: dict[str, str] = {
+    "lab": "autoalign.evaluate.weak_to_strong:lab_labelled_split",
+}
+
 POLICY_WRAPPERS: dict[str, tuple[str, str]] = {
     "best_of_n": ("autoalign.decoding.best_of_n:BestOfNConfig", "autoalign.decoding.best_of_n:BestOfN"),
     "aligner": ("autoalign.decoding.aligner:AlignerConfig", "autoalign.decoding.aligner:Aligner"),
@@ -60,6 +73,8 @@ POLICY_WRAPPERS: dict[str, tuple[str, str]] = {
     "self_refine": ("autoalign.decoding.self_refine:SelfRefineConfig", "autoalign.decoding.self_refine:SelfRefine"),
     "linear_alignment": ("autoalign.decoding.linear_alignment:LinearAlignmentConfig",
                          "autoalign.decoding.linear_alignment:LinearAlignment"),
+    "aligners_inspectors": ("autoalign.decoding.aligners_inspectors:AlignersInspectorsConfig",
+                            "autoalign.decoding.aligners_inspectors:AlignersInspectors"),
 }
 
 

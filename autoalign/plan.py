@@ -232,9 +232,10 @@ def _wrappers(recipe: Any, models: dict[str, str]) -> dict[str, list[str]]:
             models["aligner upstream"] = check_model(w.upstream, f"{where}.upstream")
         if getattr(w, "reward_model", None) and not Path(w.reward_model).expanduser().is_dir():
             raise UserError(f"{where}.reward_model: not a directory: {w.reward_model}")
-        if w.method == "best_of_n":
+        tag = f"best-of-{w.n}" if w.method == "best_of_n" else getattr(w, "tag", None)
+        if tag and getattr(w, "role", "variant") == "variant" and getattr(w, "suites", None) is not None:
             try:
-                variants[f"best-of-{w.n}"] = expand(list(w.suites))
+                variants[tag] = expand(list(w.suites))
             except UserError as exc:
                 raise UserError(f"{where}.suites: {exc}") from None
     return variants

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from autoalign.decoding.aligner import AlignerConfig
+from autoalign.decoding.aligners_inspectors import AlignersInspectorsConfig
 from autoalign.decoding.best_of_n import BestOfNConfig
 from autoalign.decoding.linear_alignment import LinearAlignmentConfig
 from autoalign.decoding.self_refine import SelfRefineConfig
@@ -23,6 +24,7 @@ from autoalign.decoding.system_prompt import SystemPromptConfig
 from autoalign.errors import UserError
 from autoalign.gate import GateConfig
 from autoalign.screen import ScreenConfig
+from autoalign.signals.imitation.evol_instruct import EvolInstructConfig
 from autoalign.signals.imitation.self_instruct import SelfInstructConfig
 from autoalign.train.phases import DPOLoss, LoraConfig, Phase, apply_shorthand, default_phases
 from autoalign.yaml_input import (  # noqa: F401  (re-exported: the recipe edge's readers and bounds)
@@ -41,9 +43,9 @@ class Strict(BaseModel):
 
 # The methods' own config classes (each in its method's module, tabled in autoalign.methods), discriminated on
 # ``method:`` so a wrong parameter is a one-line error naming the field.
-WriterConfig = Annotated[SelfInstructConfig, Field(discriminator="method")]
-WrapperConfig = Annotated[BestOfNConfig | AlignerConfig | SystemPromptConfig | SelfRefineConfig | LinearAlignmentConfig,
-                          Field(discriminator="method")]
+WriterConfig = Annotated[SelfInstructConfig | EvolInstructConfig, Field(discriminator="method")]
+WrapperConfig = Annotated[BestOfNConfig | AlignerConfig | SystemPromptConfig | SelfRefineConfig | LinearAlignmentConfig
+                          | AlignersInspectorsConfig, Field(discriminator="method")]
 
 
 class PromptsConfig(Strict):
@@ -250,8 +252,9 @@ class EvalConfig(Strict):
     @field_validator("wrappers")
     @classmethod
     def _one_replacement(cls, v: list) -> list:
-        if sum(w.method == "aligner" for w in v) > 1:
-            raise ValueError("at most one wrapper may replace the evaluated policy (aligner)")
+        replacing = [w.method for w in v if w.method == "aligner" or getattr(w, "role", None) == "replace"]
+        if len(replacing) > 1:
+            raise ValueError(f"at most one wrapper may replace the evaluated policy (got {', '.join(replacing)})")
         return v
 
 

@@ -23,12 +23,12 @@ class Prompt(Record):
     """A task for the policy. ``env`` describes a tool the environment exposes for this task, for example
     ``{"kind": "calc", "expr": "23 + 58"}`` or ``{"kind": "python_tests", "entry_point": "f", "tests": [...]}``."""
 
-    id: str
-    messages: list[dict[str, str]]
-    source: str = "lab"
-    axis: Axis | None = None
-    family: str | None = None
-    env: dict[str, Any] | None = None
+    id: str  # unique within the file (a prompt file row without one gets an id derived from its content)
+    messages: list[dict[str, str]]  # the chat so far, ``[{role, content}, ...]``; the last is the user's turn
+    source: str = "lab"  # where the prompt came from (a free label, kept in the records)
+    axis: Axis | None = None  # helpful, harmless or honest: picks the judge's principle (null: any principle)
+    family: str | None = None  # a task family name, for per-family figures (free text)
+    env: dict[str, Any] | None = None  # a tool the environment exposes (calc, python_expr, python_tests; see above)
 
     @property
     def text(self) -> str:
@@ -77,6 +77,9 @@ class SFTExample(Record):
     messages: list[dict[str, str]]
     signal: str
     weight: float = 1.0
+    # the slice of the round's data this example belongs to (``knowledge/<leaf>``), which a training phase's
+    # ``data`` selects (``autoalign.train.run.select_rows``); None: no slice
+    subset: str | None = None
 
 
 class Preference(Record):
@@ -97,7 +100,8 @@ def stable_id(*parts: str) -> str:
 def sft_rows(examples: list[SFTExample]) -> list[dict]:
     """TRL SFT view: ``{"messages": [...], "weight": w}`` rows. The sft phase weights each example's loss by
     ``weight`` when some weight is not 1 (``autoalign.train.sft``); TRL's own SFTTrainer otherwise."""
-    return [{"messages": e.messages, "weight": e.weight} for e in examples]
+    return [{"messages": e.messages, "weight": e.weight, **({"subset": e.subset} if e.subset else {})}
+            for e in examples]
 
 
 def preference_rows(prefs: list[Preference]) -> list[dict]:

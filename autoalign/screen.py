@@ -41,10 +41,11 @@ class ScreenConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    max_chars: int = Field(4000, ge=1)
-    duplicates: bool = True
-    pii: bool = True
-    toxicity: bool = True
+    max_chars: int = Field(4000, ge=1)  # a target or pair longer than this many characters is dropped
+    duplicates: bool = True  # drop repeated (prompt, target) rows and pairs whose two answers are the same
+    pii: bool = True  # drop targets that carry an e-mail address, a phone or card number
+    toxicity: bool = True  # drop targets the toxicity lexicon flags
+    # refusing targets: ``count`` them (reported), ``drop`` them, or ``off`` (not looked at)
     refusals: Literal["count", "drop", "off"] = "count"
 
 

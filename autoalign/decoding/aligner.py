@@ -15,7 +15,7 @@ class AlignerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["aligner"] = "aligner"
-    upstream: str
+    upstream: str  # the URI of the model whose answers the trained corrector rewrites (round 0 evaluates it alone)
     template: str = ALIGNER_TEMPLATE  # must be the template the corrector was trained in
 
 

@@ -199,8 +199,8 @@ class LinearAlignmentConfig(BaseModel):
     principle: str = Field(min_length=1)
     alpha: float = Field(1.0, ge=0.0)
     support_top_p: float = Field(1.0, gt=0.0, le=1.0)
-    tag: str = "linear-alignment"
-    suites: list[str] = Field(default_factory=lambda: ["lab"])
+    tag: str = "linear-alignment"  # the variant suite's suffix (``lab@linear-alignment``)
+    suites: list[str] = Field(default_factory=lambda: ["lab"])  # the suites the variant is evaluated on
 
 
 class LinearAlignment:

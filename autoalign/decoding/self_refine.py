@@ -61,13 +61,14 @@ class SelfRefineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["self_refine"] = "self_refine"
+    # ``judge``: the policy's P(Yes) under the principles decides; ``generate``: a written critique asking no change stops
     critique: Literal["judge", "generate"] = "judge"
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
-    max_iterations: int = Field(2, ge=1)
+    threshold: float = Field(0.5, ge=0.0, le=1.0)  # with the judge critique, an answer below this is rewritten
+    max_iterations: int = Field(2, ge=1)  # rewrites per answer at most
     max_new_tokens: int = Field(64, ge=1)
     constitution: str | None = None
-    tag: str = "self-refine"
-    suites: list[str] = Field(default_factory=lambda: ["lab"])
+    tag: str = "self-refine"  # the variant suite's suffix (``lab@self-refine``)
+    suites: list[str] = Field(default_factory=lambda: ["lab"])  # the suites the variant is evaluated on
 
 
 class SelfRefine:

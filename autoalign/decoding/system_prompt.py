@@ -62,7 +62,7 @@ class SystemPromptConfig(BaseModel):
     method: Literal["system_prompt"] = "system_prompt"
     text: str = Field(min_length=1)
     tag: str = "system-prompt"
-    suites: list[str] = Field(default_factory=lambda: ["lab"])
+    suites: list[str] = Field(default_factory=lambda: ["lab"])  # the suites the variant is evaluated on
 
 
 class SystemPrompt:

@@ -141,7 +141,8 @@ class RoundEvaluation:
 
     def _summary(self, k: int, stage: str, reused: bool, results: list[dict], seconds: float | None = None) -> None:
         """``round k: eval computed  helpful=... composite=...`` (the lab axes), then the other suites' axis
-        scores or headline figures as ``suite.metric=value`` on at most two more lines; the report has the CIs."""
+        scores or headline figures as ``suite.metric=value`` on at most three more lines (the demo's four public
+        suites fit at 80 columns, the gate's jailbreak figure included); the report has the CIs."""
         from autoalign.console import brief, plural, stage_line
 
         figures: dict[str, float] = {}
@@ -156,7 +157,7 @@ class RoundEvaluation:
         stage_line(self.run.console, k, stage, reused, head, seconds)
         if figures:
             self.run.console.print("  " + brief({n: f"{v:.3f}" for n, v in figures.items()}, head="  ",
-                                                width=self.run.console.width), highlight=False, markup=False)
+                                                width=self.run.console.width, lines=3), highlight=False, markup=False)
 
     def _available(self, suites: list[str]) -> list[str]:
         """The suites to run: public ones need the benchmark data; when the recipe names no ``eval.data_dir`` and

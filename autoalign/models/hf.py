@@ -44,6 +44,39 @@ class _SeededGumbel(LogitsProcessor):
         return cast(torch.FloatTensor, scores + gumbel.to(device=scores.device, dtype=scores.dtype))
 
 
+class _DrawnLogprobs(LogitsProcessor):
+    """Records each drawn token's untempered log-probability as generation goes, so nothing of vocabulary size
+    outlives a step. First in the processor list, it sees the model's raw next-token scores (what
+    ``output_logits`` would keep for every step: [rows, steps, vocab] floats, 16 GiB for 256 rows x 128 tokens of
+    a 128k vocabulary); it keeps one step's scores and their log-normaliser and, at the next step (or in
+    ``finish``), gathers the token that was appended. It returns the scores unchanged, so the text drawn is the
+    same as without it."""
+
+    def __init__(self) -> None:
+        self.steps: list[torch.Tensor] = []  # [rows] log-probabilities of the tokens drawn so far
+        self._scores: torch.Tensor | None = None
+        self._lse: torch.Tensor | None = None
+
+    def _gather(self, tokens: torch.Tensor) -> None:
+        if self._scores is not None and self._lse is not None:
+            picked = self._scores.gather(-1, tokens.view(-1, 1)).squeeze(-1).float()
+            self.steps.append(picked - self._lse)  # log softmax(z)_y = z_y - logsumexp(z)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self._gather(input_ids[:, -1])
+        self._scores, self._lse = scores, torch.logsumexp(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, new_tokens: torch.Tensor) -> torch.Tensor:
+        """[rows, steps] log-probabilities of ``new_tokens`` (the generated part of the sequences)."""
+        if new_tokens.shape[1] > len(self.steps):
+            self._gather(new_tokens[:, len(self.steps)])
+        self._scores = self._lse = None
+        if not self.steps:
+            return torch.zeros(new_tokens.shape[0], 0)
+        return torch.stack(self.steps, dim=1)
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -163,7 +196,8 @@ class HFModel:
         pad = tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
         attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
-        processors = LogitsProcessorList()
+        drawn = _DrawnLogprobs()
+        processors = LogitsProcessorList([drawn])
         if sampling.temperature > 0:
             if sampling.temperature != 1.0:
                 processors.append(TemperatureLogitsWarper(sampling.temperature))
@@ -176,14 +210,12 @@ class HFModel:
             pad_token_id=pad,
             eos_token_id=tok.eos_token_id,
             return_dict_in_generate=True,
-            output_logits=True,
         )
         result = self.model.generate(
             input_ids=input_ids, attention_mask=attention, generation_config=config, logits_processor=processors
         )
         new = result.sequences[:, width:]
-        logps = torch.stack(result.logits, dim=1).float().log_softmax(-1)  # [rows, steps, vocab], untempered
-        token_logps = logps.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        token_logps = drawn.finish(new).cpu()  # [rows, steps], untempered, recorded as drawn
         completions = []
         for r in range(len(ids)):
             tokens = new[r].tolist()

@@ -22,6 +22,7 @@ SIGNALS: dict[str, tuple[str, str]] = {
     "constitutional_ai": ("autoalign.signals.model_feedback.critique_revise", "ConstitutionalAI"),
     "rlaif": ("autoalign.signals.model_feedback.rlaif", "RLAIF"),
     "raft": ("autoalign.signals.model_feedback.raft", "RAFT"),
+    "multihead_rm": ("autoalign.signals.model_feedback.multihead_rm", "MultiHeadRM"),
     "aligner": ("autoalign.signals.model_feedback.aligner", "AlignerData"),
     "self_rewarding": ("autoalign.signals.inductive.self_rewarding", "SelfRewarding"),
     "spin": ("autoalign.signals.inductive.spin", "SPIN"),
@@ -30,6 +31,12 @@ SIGNALS: dict[str, tuple[str, str]] = {
     "distill_sft": ("autoalign.signals.imitation.distill_sft", "DistilledSFT"),
     "distill_dpo": ("autoalign.signals.imitation.distill_dpo", "DistilledDPO"),
     "weak_to_strong": ("autoalign.signals.imitation.weak_to_strong", "WeakToStrong"),
+    "lab_taxonomy": ("autoalign.signals.imitation.lab_taxonomy", "LabTaxonomy"),
+    "backtranslation": ("autoalign.signals.imitation.backtranslation", "Backtranslation"),
+    "society": ("autoalign.signals.society.society", "Society"),
+    "aligners_inspectors": ("autoalign.signals.model_feedback.aligners_inspectors", "AlignersInspectors"),
+    "debate": ("autoalign.signals.society.debate", "Debate"),
+    "collective_constitution": ("autoalign.signals.society.collective_constitution", "CollectiveConstitution"),
 }
 
 

@@ -31,11 +31,11 @@ class DPOPhase(PhaseConfig):
     consumes: ClassVar[Literal["sft", "preferences"]] = "preferences"
     kind: Literal["dpo"] = "dpo"
     learning_rate: float = Field(1e-4, gt=0)
-    beta: float = Field(0.1, gt=0)
+    beta: float = Field(0.1, gt=0)  # DPO's beta: the KL penalty's strength (larger: stay nearer the reference)
     loss_type: DPOLoss | list[DPOLoss] = "sigmoid"
-    loss_weights: list[float] | None = None
+    loss_weights: list[float] | None = None  # one weight per entry of a list ``loss_type``
     margin: Literal["ignore", "offset"] = "ignore"
-    margin_scale: float = Field(1.0, ge=0)
+    margin_scale: float = Field(1.0, ge=0)  # with ``margin: offset``: the pair's margin times this is ODPO's offset
 
     @model_validator(mode="after")
     def _consistent(self) -> DPOPhase:

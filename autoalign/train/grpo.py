@@ -30,7 +30,7 @@ LOGGED = ("reward", "reward_std", "kl")  # TRL's per-step keys kept beside rewar
 
 
 # scorers built from a directory (``path``) or from a model URI (``model``, loaded by the run's model loader)
-NEEDS_PATH = ("reward_model", "process_reward")
+NEEDS_PATH = ("reward_model", "process_reward", "multihead_reward_model")
 NEEDS_MODEL = ("judge",)
 
 
@@ -44,8 +44,8 @@ class RewardSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scorer: str
-    weight: float = Field(1.0, gt=0, allow_inf_nan=False)
+    scorer: str  # the reward's scorer: a key of REWARD_SCORERS (execution, reward_model, toxicity, judge, process_reward)
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False)  # this reward's weight in the sum
     path: str | None = None
     model: str | None = None
     missing: float = Field(0.0, allow_inf_nan=False)

@@ -24,7 +24,7 @@ class KTOPhase(PhaseConfig):
     consumes: ClassVar[Literal["sft", "preferences"]] = "preferences"
     kind: Literal["kto"] = "kto"
     learning_rate: float = Field(1e-4, gt=0)
-    beta: float = Field(0.1, gt=0)
+    beta: float = Field(0.1, gt=0)  # KTO's beta: how far the policy may move from the reference
     loss_type: Literal["kto", "apo_zero_unpaired"] = "kto"
     desirable_weight: float = Field(1.0, gt=0)
     undesirable_weight: float = Field(1.0, gt=0)

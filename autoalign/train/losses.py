@@ -9,6 +9,10 @@ paper's equation on the line that computes it. The trainers in this package call
   inline, restated as functions so they are tested by hand and reused (benchmarks, reports).
 - ``confidence_loss`` / ``harden`` / ``confidence_alpha``: weak-to-strong's auxiliary confidence loss (Burns et
   al. 2023, eq. 1) for a binary judgement read from two answer tokens; TRL has no classification loss of this kind.
+- ``multihead_bradley_terry_loss`` / ``per_axis_accuracy``: a reward model with one head per 3H axis, each pair
+  trained and scored on its own axis's head; TRL's RewardTrainer has one scalar reward.
+- ``mean_token_nll`` / ``stable_alignment_loss``: Stable Alignment's SFT + rating-margin hinge (Liu et al. 2024);
+  TRL has no loss that scales a pair's margin by a rating gap on top of SFT.
 """
 
 from __future__ import annotations
@@ -161,3 +165,69 @@ def spin_loss(
     target and rejected = own answer: the ``spin`` phase trains it with TRL's DPOTrainer (tests check the two agree)."""
     t = lam * (policy_target_logps - prev_target_logps) - lam * (policy_own_logps - prev_own_logps)
     return F.softplus(-t)  # ell(t) = log(1 + exp(-t))  (Chen et al. 2024, L_SPIN)
+
+
+def multihead_bradley_terry_loss(
+    r_chosen: torch.Tensor, r_rejected: torch.Tensor, head: torch.Tensor, margin: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The Bradley-Terry loss of a reward model with one scalar head per axis, each pair read on its own axis's
+    head a: mean over pairs of -log sigma(r_a(x, y_w) - r_a(x, y_l) - m). ``r_chosen``, ``r_rejected``: (B, K),
+    all K heads' rewards of each pair's two responses; ``head``: (B,) long, the pair's head index a in [0, K);
+    ``margin``: (B,) or None (m = 0). Returns a scalar.
+
+    Why only the pair's head: a judge's pair on a harmlessness prompt says nothing about which response is more
+    honest, so the other heads get no gradient from it (one trunk, shared; K heads, each fitted to its axis).
+    Ouyang et al. 2022, eq. 1 per head (the margin m is Llama 2's, Touvron et al. 2023, eq. 2)."""
+    idx = head.long().view(-1, 1)
+    diff = r_chosen.gather(1, idx).squeeze(1) - r_rejected.gather(1, idx).squeeze(1)  # r_a(x, y_w) - r_a(x, y_l)
+    if margin is not None:
+        diff = diff - margin.to(diff.dtype)
+    return -F.logsigmoid(diff).mean()  # Ouyang et al. 2022, eq. 1: -E[log sigma(r_a(x, y_w) - r_a(x, y_l))]
+
+
+def per_axis_accuracy(
+    r_chosen: list[float], r_rejected: list[float], axes: list[str]
+) -> dict[str, tuple[int, int]]:
+    """Per axis: (hits, pairs), hits = pairs where the chosen response's reward on that axis's head is strictly
+    higher than the rejected one's (ties count as errors, as ``reward_model.pairwise_accuracy``). ``r_chosen[i]``
+    and ``r_rejected[i]`` are pair i's rewards already read on its axis's head; ``axes[i]`` its axis. Counts, not
+    shares, so a caller can put a Wilson interval on each; the accuracy is hits / pairs. Axes in sorted order."""
+    if not len(r_chosen) == len(r_rejected) == len(axes):
+        raise ValueError("per_axis_accuracy: r_chosen, r_rejected and axes must have the same length")
+    out: dict[str, list[int]] = {}
+    for c, r, a in zip(r_chosen, r_rejected, axes):
+        hits_n = out.setdefault(a, [0, 0])
+        hits_n[0] += int(c > r)  # r_a(chosen) > r_a(rejected)
+        hits_n[1] += 1
+    return {a: (h, n) for a, (h, n) in sorted(out.items())}
+
+
+def mean_token_nll(token_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each response's negative log-likelihood per completion token: -(1/|y|) sum_t log pi(y_t | x, y_<t).
+    ``token_logps``, ``mask``: (B, T), ``mask`` 1 on the completion tokens. Returns (B,). Stable Alignment's
+    losses are token means per response (the authors' trainer takes the cross-entropy mean of each response)."""
+    mask = mask.to(token_logps.dtype)
+    return -(token_logps * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+def stable_alignment_loss(
+    best_nll: torch.Tensor,
+    low_nll: torch.Tensor,
+    rating_gap: torch.Tensor,
+    margin: float = 1.0,
+    lam: float = 0.5,
+) -> torch.Tensor:
+    """Stable Alignment's objective on (best-rated, lower-rated) response pairs (Liu et al. 2024, "Training Socially
+    Aligned Language Models on Simulated Social Interactions", sec. 3.2): SFT on the best-rated response plus a hinge
+    that asks the lower-rated response's loss to exceed it by the rating gap times the margin M:
+
+        L = L_SFT + lambda * L_Diff,   L_Diff = max{0, L_SFT - L_Low + (r_best - r_low) * M}
+
+    ``best_nll``, ``low_nll``: (B,) per-token NLL of the best- and the lower-rated response (``mean_token_nll``);
+    ``rating_gap``: (B,) r_best - r_low >= 0 on the unit scale (ratings in [0, 1]: a 1-7 rating r reads (r - 1) / 6,
+    so a gap of the whole scale is M nats per token; the authors' code divides 1-7 ratings by 7); ``margin``: M;
+    ``lam``: lambda (the authors' code defaults to M = 1, lambda = 0.5; their README trains with M = 10 and
+    lambda = 0.2). With several lower-rated responses the authors average the terms before the hinge; here each
+    pair is one term. Returns a scalar, the mean over pairs."""
+    l_diff = torch.clamp(best_nll - low_nll + rating_gap.to(best_nll.dtype) * margin, min=0.0)  # L_Diff (sec. 3.2)
+    return (best_nll + lam * l_diff).mean()  # L_StableAlignment = L_SFT + lambda * L_Diff (Liu et al. 2024, sec. 3.2)

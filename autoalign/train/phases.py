@@ -21,6 +21,8 @@ from pydantic import Field, TypeAdapter, ValidationError
 from autoalign.train import dpo, grpo, kto, orpo, ppo_ptx, sft, spin
 from autoalign.train import weak_to_strong as w2s
 from autoalign.train.dpo import DPOLoss, DPOPhase
+from autoalign.train.gkd import GKDPhase
+from autoalign.train.gkd import run as run_gkd
 from autoalign.train.grpo import GRPOPhase, RLOOPhase
 from autoalign.train.kto import KTOPhase
 from autoalign.train.orpo import ORPOPhase
@@ -28,6 +30,8 @@ from autoalign.train.phase import LoraConfig, PhaseConfig, numbered
 from autoalign.train.ppo_ptx import PPOPtxPhase
 from autoalign.train.sft import SFTPhase
 from autoalign.train.spin import SPINPhase
+from autoalign.train.stable_alignment import StableAlignmentPhase
+from autoalign.train.stable_alignment import run as run_stable_alignment
 from autoalign.train.weak_to_strong import WeakToStrongPhase
 
 __all__ = ["PHASES", "Phase", "PhaseKind", "LoraConfig", "PhaseConfig", "SFTPhase", "DPOPhase", "KTOPhase",
@@ -50,11 +54,13 @@ PHASES: dict[str, PhaseKind] = {
     "ppo_ptx": PhaseKind(PPOPtxPhase, ppo_ptx.run),  # GRPOTrainer + InstructGPT's pretraining-mix term (eq. 2)
     "spin": PhaseKind(SPINPhase, spin.run),  # TRL DPOTrainer, sigmoid loss = SPIN's logistic loss, beta = lambda
     "w2s": PhaseKind(WeakToStrongPhase, w2s.run),  # SFTTrainer + Burns et al.'s confidence loss (eq. 1)
+    "gkd": PhaseKind(GKDPhase, run_gkd),  # TRL (experimental) GKDTrainer: on-policy distillation, generalized JSD
+    "stable_alignment": PhaseKind(StableAlignmentPhase, run_stable_alignment),  # DPOTrainer, SFT + rating hinge
 }
 
 # A recipe's phase: validated against its kind's own config (a wrong field names train.phases.N.<kind>.<field>).
 Phase = Annotated[Union[SFTPhase, DPOPhase, KTOPhase, ORPOPhase, GRPOPhase, RLOOPhase, PPOPtxPhase,
-                        SPINPhase, WeakToStrongPhase], Field(discriminator="kind")]
+                        SPINPhase, WeakToStrongPhase, GKDPhase, StableAlignmentPhase], Field(discriminator="kind")]
 
 _PHASE_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Phase])
 

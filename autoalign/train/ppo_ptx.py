@@ -32,10 +32,10 @@ class PtxData(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["lab", "file"] = "lab"
-    path: str | None = None
-    count: int = Field(256, ge=1)
-    batch_size: int = Field(4, ge=1)
+    source: Literal["lab", "file"] = "lab"  # ``lab``: the lab corpus's documents; ``file``: a JSONL of texts
+    path: str | None = None  # the JSONL of ``{"text": ...}`` rows, for the ``file`` source
+    count: int = Field(256, ge=1)  # texts drawn (seeded)
+    batch_size: int = Field(4, ge=1)  # texts per pretraining micro-batch
     max_length: int = Field(128, ge=8)
 
     @model_validator(mode="after")
@@ -53,8 +53,8 @@ class PPOPtxPhase(GRPOPhase):
 
     kind: Literal["ppo_ptx"] = "ppo_ptx"  # type: ignore[assignment]
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "grpo"
-    gamma: float = Field(0.5, ge=0, allow_inf_nan=False)
-    ptx: PtxData = Field(default_factory=PtxData)
+    gamma: float = Field(0.5, ge=0, allow_inf_nan=False)  # the pretraining log-likelihood's coefficient (Ouyang et al. 2022, eq. 2)
+    ptx: PtxData = Field(default_factory=PtxData)  # the pretraining-like text mixed in
 
 
 def file_texts(count: int, seed: int = 0, path: str | None = None) -> list[str]:

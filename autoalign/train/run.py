@@ -10,12 +10,36 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from autoalign.errors import UserError
 from autoalign.store import write_json
+
+
+def in_subset(row: dict, data: str | None) -> bool:
+    """Whether ``row`` belongs to the data slice ``data``: its ``subset`` is ``data`` or lies under it
+    (``knowledge/people/facts`` is in ``knowledge``); every row is in the slice None."""
+    if data is None:
+        return True
+    subset = str(row.get("subset") or "")
+    return subset == data or subset.startswith(data.rstrip("/") + "/")
+
+
+def select_rows(rows: Sequence[dict], data: str | None, replay: float, earlier: Sequence[dict],
+                seed: int | str) -> tuple[list[dict], list[dict], int]:
+    """A phase's training rows: those of ``rows`` in the slice ``data``, plus ``round(replay * len(earlier))`` of
+    the earlier phases' rows drawn without replacement (seeded by ``seed``, in their original order). Returns
+    (the rows to train on, the phase's own selection, for later phases to replay, how many were replayed). The
+    ``subset`` tag is dropped from the rows a trainer sees."""
+    own = [r for r in rows if in_subset(r, data)]
+    k = min(len(earlier), int(round(replay * len(earlier))))
+    picked = sorted(random.Random(f"replay-{seed}").sample(range(len(earlier)), k)) if k else []
+    train = [{key: v for key, v in r.items() if key != "subset"} for r in [*own, *(earlier[i] for i in picked)]]
+    return train, own, k
 
 
 def _read_jsonl(path: str | Path) -> list[dict]:
@@ -37,16 +61,23 @@ def _train_inline(spec: dict) -> dict:
     missing = {"sft": "no SFT examples", "preferences": "no preference pairs", "prompts": "no prompts"}
     phases = parse_phases(spec["train"]["phases"])
     metrics: dict = {"trained": False, "phases": []}
+    earlier: dict[str, list[dict]] = {}  # per dataset, the rows earlier phases selected (what ``replay`` draws)
     with reporting_to(spec.get("report_to") or []):  # the recipe's train.report_to, for every phase's trainer
         for name, phase in zip(phase_names(phases), phases, strict=True):
-            rows = data[phase.consumes]
+            # a phase's ``data`` slice and ``replay`` of earlier phases' rows (all rows, none replayed, by default)
+            part, replay = getattr(phase, "data", None), getattr(phase, "replay", 0.0)  # sft phases have them
+            rows, own, replayed = select_rows(data[phase.consumes], part, replay, earlier.get(phase.consumes, []),
+                                              f"{spec['seed']}-{name}")
+            earlier.setdefault(phase.consumes, []).extend(own)
+            sliced = {"data": part, "rows": len(rows), "replayed": replayed} if part is not None or replay else {}
             if not rows:
-                metrics["phases"].append({"name": name, "kind": phase.kind, "status": "skipped",
-                                          "reason": missing[phase.consumes]})
+                reason = missing[phase.consumes] + (f" in data {part!r}" if part is not None else "")
+                metrics["phases"].append({"name": name, "kind": phase.kind, "status": "skipped", "reason": reason,
+                                          **sliced})
                 continue
             metrics[name] = PHASES[phase.kind].run(phase, policy, rows, out / name, spec["seed"])
             policy, metrics["trained"] = str(out / name / "model"), True
-            metrics["phases"].append({"name": name, "kind": phase.kind, "status": "trained"})
+            metrics["phases"].append({"name": name, "kind": phase.kind, "status": "trained", **sliced})
     metrics["policy_dir"] = policy
     return metrics
 

@@ -23,6 +23,14 @@ class SFTPhase(PhaseConfig):
     kind: Literal["sft"] = "sft"
     learning_rate: float = Field(5e-4, gt=0)
     use_weights: bool = True
+    # Per-phase data (LAB's multi-phase tuning, Sudalairaj et al. 2024, sec. 3.2): left out of the dump when unset,
+    # so the train stage's key of a recipe without them is what it was.
+    data: str | None = Field(None, min_length=1, exclude_if=lambda v: v is None, description=(
+        "train only on the rows of this data slice (an SFT example's ``subset``, e.g. ``knowledge`` selects "
+        "``knowledge`` and ``knowledge/...``); null: every row"))
+    replay: float = Field(0.0, ge=0.0, le=1.0, exclude_if=lambda v: v == 0.0, description=(
+        "add this fraction of the rows the earlier phases (of the same dataset) selected, drawn with the round's "
+        "seed: LAB's replay of the knowledge data while tuning skills"))
 
 
 def run(cfg: SFTPhase, policy: str | Path, rows: list[dict], out_dir: Path, seed: int) -> dict:

@@ -28,7 +28,7 @@ class SPINPhase(PhaseConfig):
     consumes: ClassVar[Literal["sft", "preferences"]] = "preferences"
     kind: Literal["spin"] = "spin"
     learning_rate: float = Field(1e-4, gt=0)
-    lam: float = Field(0.1, gt=0)
+    lam: float = Field(0.1, gt=0)  # SPIN's lambda (Chen et al. 2024, sec. 4, L_SPIN), passed as TRL's DPO beta
     stop_accuracy: float = Field(0.55, ge=0.0, le=1.0)
 
 

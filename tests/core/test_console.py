@@ -99,3 +99,31 @@ def test_bars_are_not_drawn_when_the_console_is_not_a_terminal():
     with out.progress(tty) as bar:
         bar.add_task("round 1: sampling", total=1)
     assert "round 1: sampling" in tty.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_the_demos_eval_line_keeps_every_public_figure_at_80_columns():
+    """The demo evaluates lab + four public suites; at 80 columns the figures' lines keep the gate's jailbreak
+    figure (the last one), which a two-line cut dropped."""
+    from types import SimpleNamespace
+
+    from autoalign.evaluate.rounds import RoundEvaluation
+
+    def suite(name, metrics, headline=()):
+        return {"suite": name, "metrics": {m: {"value": v} for m, v in metrics.items()},
+                "config": {"headline": list(headline)}}
+
+    results = [suite("lab", {"helpful": 0.617, "harmless": 0.858, "honest": 0.898, "composite": 0.791}),
+               suite("xstest", {"over_refusal_safe": 0.12, "refusal_unsafe": 0.389},
+                     ("over_refusal_safe", "refusal_unsafe")),
+               suite("harmbench", {"refusal_rate": 0.55}, ("refusal_rate",)),
+               suite("do_not_answer", {"refusal_rate": 0.35}, ("refusal_rate",)),
+               suite("robustness", {"asr_jailbreak_mean": 0.567, "asr[plain]": 0.43}, ("asr_jailbreak_mean",))]
+    buf = io.StringIO()
+    run = SimpleNamespace(console=Console(file=buf, width=80))
+    evaluation = RoundEvaluation.__new__(RoundEvaluation)
+    evaluation.run = run
+    evaluation._summary(1, "eval", False, results, seconds=3.0)
+    text = buf.getvalue()
+    assert "robustness.asr_jailbreak_mean=0.567" in text.replace("\n", " ")
+    assert "…" not in text and "composite=0.791" in text
+    assert len(text.splitlines()) <= 5 and max(len(line) for line in text.splitlines()) <= 80

@@ -80,7 +80,8 @@ SHRINK = {"distill_sft": ["signals.0.params.teacher=lab:tiny"],
           "distill_dpo": ["signals.0.params.judge=lab:tiny", 'signals.0.params.models=["lab:tiny"]',
                           "signals.0.params.min_gap=0.0", "signals.0.params.noise_floor=0.0",
                           "signals.0.params.sft_threshold=0.0"],  # lab:tiny's verdicts barely spread
-          "weak_to_strong": []}
+          "weak_to_strong": ["prompts.count=24", "signals.0.params.labelled_per_task=8",  # every task has items
+                             "signals.0.params.weak_epochs=1"]}
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_recipe_one_round_end_to_end_on_lab_tiny(name, finished):
 
 
 def test_pgr_helper_on_the_weak_to_strong_run(finished):
-    from autoalign.evaluate.weak_to_strong import measure_pgr
+    from autoalign.evaluate.weak_to_strong import measure_pgr, table
 
     run = finished("weak_to_strong")
     res = measure_pgr(run, naive=False, resamples=200)
@@ -133,3 +134,12 @@ def test_pgr_helper_on_the_weak_to_strong_run(finished):
         a = res["accuracy"][who]
         assert 0.0 <= a["lo"] <= a["value"] <= a["hi"] <= 1.0 and a["n"] == res["test_items"]
     assert "value" in res["pgr"] and (run / "pgr" / "pgr.json").exists()
+    tasks = res["tasks"]
+    assert set(tasks) <= {"principle", "correct", "harmful", "known"} and "principle" in tasks
+    assert sum(t["test_items"] for t in tasks.values()) == res["test_items"]
+    assert sum(t["train_items"] for t in tasks.values()) == res["train_items"]
+    train = json.loads((run / "round-1" / "train" / "manifest.json").read_text())
+    assert train["screen"]["sft"] == {"kept": res["train_items"]}  # the screen dropped no row the ceiling keeps
+    signal = json.loads((run / "round-1" / "signals" / "manifest.json").read_text())["stats"]["weak_to_strong"]
+    assert signal["labelled"] > 0 and signal["weak"].endswith("+labelled")
+    assert any(line.startswith("all ") for line in table(res).splitlines())

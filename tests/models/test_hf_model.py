@@ -102,3 +102,40 @@ def test_prompts_longer_than_the_context_keep_their_end(model_dir):
     assert [len(r) for r in lm.choice_logprobs([long], ["a", "b"])] == [2] and lm.truncated == 3
     short = lm.generate(["hello"], s)
     assert lm.truncated == 3 and short[0][0].num_tokens >= 1  # short prompts are untouched
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.9])
+def test_drawn_token_logprobs_match_the_retained_logits_they_replace(model_dir, temperature):
+    """The log-probabilities recorded as tokens are drawn equal those read afterwards from every step's retained
+    raw logits (``output_logits``, what the provider kept before), and the text drawn is the same with and without
+    the recorder (it returns the scores unchanged)."""
+    from transformers import GenerationConfig, LogitsProcessorList, TemperatureLogitsWarper
+
+    from autoalign.models.hf import _DrawnLogprobs, _SeededGumbel
+
+    lm = HFModel(model_dir)
+    ids = [lm._encode_prompt(p) for p in PROMPTS]
+    width, pad = max(len(x) for x in ids), lm.tokenizer.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+    attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+    config = GenerationConfig(do_sample=False, max_new_tokens=12, pad_token_id=pad,
+                              eos_token_id=lm.tokenizer.eos_token_id, return_dict_in_generate=True, output_logits=True)
+
+    def run(with_recorder: bool):
+        drawn = _DrawnLogprobs()
+        procs = LogitsProcessorList([drawn] if with_recorder else [])
+        if temperature > 0:
+            procs.extend([TemperatureLogitsWarper(temperature), _SeededGumbel([1, 2, 3])])
+        out = lm.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config,
+                                logits_processor=procs)
+        return out, drawn
+
+    with torch.inference_mode():
+        plain, _ = run(False)
+        recorded, drawn = run(True)
+    new = recorded.sequences[:, width:]
+    assert torch.equal(plain.sequences, recorded.sequences) and new.shape[1] > 0
+    reference = torch.stack(recorded.logits, dim=1).float().log_softmax(-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+    got = drawn.finish(new)
+    assert got.shape == reference.shape
+    assert torch.allclose(got, reference, atol=1e-4)

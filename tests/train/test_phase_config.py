@@ -23,12 +23,12 @@ def _load(*overrides, train=None):
 
 def test_the_table_and_the_union_name_the_same_kinds():
     union = get_args(get_args(Phase)[0])
-    assert [c.model_fields["kind"].default for c in union] == list(PHASES) == ["sft", "dpo", "kto", "orpo", "grpo",
-                                                                               "rloo", "ppo_ptx", "spin", "w2s"]
+    assert [c.model_fields["kind"].default for c in union] == list(PHASES) == [
+        "sft", "dpo", "kto", "orpo", "grpo", "rloo", "ppo_ptx", "spin", "w2s", "gkd", "stable_alignment"]
     for kind, entry in PHASES.items():
         assert entry.config in union and entry.config().kind == kind
         assert entry.config.consumes == {"sft": "sft", "grpo": "prompts", "rloo": "prompts", "ppo_ptx": "prompts",
-                                       "w2s": "sft"}.get(kind, "preferences")
+                                       "w2s": "sft", "gkd": "sft"}.get(kind, "preferences")
         assert entry.config.model_config["extra"] == "forbid"
 
 
@@ -152,9 +152,10 @@ OLD_TRAIN = {
     "self_rewarding": {"method": "dpo", "epochs": 2, "dpo_learning_rate": 1.0e-4, "beta": 0.1, "batch_size": 16},
 }
 WRITTEN_WITH_PHASES = ["grpo", "grpo_execution", "grpo_judge", "ppo_ptx", "process_reward", "rest_em", "rloo",
-                       "self_rewarding_teacher", "star",
+                       "self_rewarding_teacher", "star", "multihead_rm", "debate", "collective_constitution",
                        "spin", "self_refine", "context_distillation", "linear_alignment",
-                       "distill_sft", "distill_dpo", "weak_to_strong"]  # recipes that never had a train.method (tests/train/test_online_rl.py)
+                       "distill_sft", "distill_dpo", "distill_gkd", "weak_to_strong", "aligners_inspectors", "society",
+                       "lab_taxonomy", "self_instruct", "evol_instruct", "backtranslation"]  # recipes that never had a train.method (tests/train/test_online_rl.py)
 
 
 @pytest.mark.parametrize("name", sorted(OLD_TRAIN))

@@ -170,7 +170,8 @@ class Execution:
     """Check samples of verifiable prompts by execution (``ExecutionCheck``); keep the correct ones (``sft``),
     pair them with incorrect ones (``dpo``), or both. ``max_per_prompt`` bounds SFT examples and pairs per prompt;
     ``timeout_s`` and ``memory_mb`` are the sandbox's limits per program; ``workers`` its parallelism (None: a
-    small default)."""
+    small default). ``mode``: ``sft`` (correct samples as targets), ``dpo`` (correct over incorrect pairs) or
+    ``both``."""
 
     name = "execution"
 

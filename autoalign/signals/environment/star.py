@@ -48,7 +48,11 @@ def prompt_seed(seed: int, prompt_id: str) -> int:
 
 
 class STaR:
-    """Keep correct rationales (at most ``max_per_prompt`` distinct per prompt) as SFT targets; where none is
+    """``rationalise``: on prompts with no correct sample, ask again with the answer as a hint (STaR's
+    rationalisation); ``rationalise_samples``: hinted attempts per such prompt; ``hint_template``: the hinted
+    prompt, with ``{question}`` and ``{answer}``.
+
+    Keep correct rationales (at most ``max_per_prompt`` distinct per prompt) as SFT targets; where none is
     correct and ``rationalise`` is on, ask the policy ``rationalise_samples`` times with the environment's answer
     as a hint (``hint_template`` with ``{question}`` and ``{answer}``), verify on the original prompt, and keep the
     correct ones without the hint. ``temperature`` / ``max_new_tokens`` / ``seed`` are the rationalisation's

@@ -67,7 +67,8 @@ class DistilledDPO:
     """``models``: URIs that answer besides the policy (``per_model`` samples each, at ``temperature``);
     ``judge``: the rater (a URI, or ``policy``); ``pair``: ``best_vs_worst`` or ``best_vs_random`` (Zephyr);
     ``min_gap``: the least score gap of a pair; ``sft_best``: also the best answer as an SFT target when it scores
-    at least ``sft_threshold``."""
+    at least ``sft_threshold``; ``per_model``: answers each of ``models`` writes per prompt; ``include_policy``:
+    the policy's own samples of the round compete too (false: only the other models' answers)."""
 
     name = "distill_dpo"
 

@@ -18,7 +18,7 @@ from autoalign.signals.model_feedback.common import ModelRef, sft_example
 class DistilledSFT:
     """``teacher``: a model URI (or ``policy``, which makes this plain self-distillation). ``samples`` answers
     per prompt (greedy when ``temperature`` is 0, then one is enough); each distinct, non-empty answer becomes an
-    SFT example of weight 1."""
+    SFT example of weight 1. ``samples``: the teacher's answers per prompt."""
 
     name = "distill_sft"
 

@@ -33,7 +33,8 @@ def in_context(messages: list[dict[str, str]], context: str, exemplars: Sequence
 
 class ContextDistillation:
     """``system_prompt``: the context's text; ``principles``: also list the constitution's principles in it;
-    ``exemplars``: ``[{user, assistant}]`` demonstrations. ``samples`` answers per prompt at ``temperature``
+    ``exemplars``: ``[{user, assistant}]`` demonstrations; ``samples``: answers per prompt with the context.
+    ``samples`` answers per prompt at ``temperature``
     (0: the greedy answer), each an SFT target (distinct texts). ``skip_same``: leave out prompts whose answer with
     the context equals the policy's own (first) sample without it: nothing to distil there, and an SFT step on it
     only sharpens what the model already does."""

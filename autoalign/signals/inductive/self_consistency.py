@@ -82,6 +82,7 @@ class SelfConsistency:
 
     ``min_agreement``: a prompt is confident when the majority answer has at least this share of the k samples.
     ``abstain_below``: an answer prompt whose agreement is below this share is trained to say ``abstention_text``.
+    ``abstention_text``: the answer taught where the model is uncertain.
     In between, the prompt is skipped. ``max_per_prompt``: distinct majority samples kept per confident prompt
     (a seeded choice when more agree), and the most preference pairs per prompt. ``preference_pairs``: also emit
     DPO pairs (majority sample over minority sample; abstention over an answer where the model is uncertain).

@@ -157,7 +157,10 @@ class SelfRefine:
     and the final answers become SFT targets (``keep: changed``: only those refinement changed; ``all``: also the
     drafts the critique passed). ``principles``: ``axis`` (the prompt's axis's principles) or ``all``
     (every principle, as the inference wrapper does, which sees no axis). Labels: the policy's first verdict on
-    the draft (``judge`` critique) and the final answer as ``detail["revision"]``."""
+    the draft (``judge`` critique) and the final answer as ``detail["revision"]``. ``critique``: ``judge`` (the
+    policy's P(Yes) that the answer follows the principles decides) or ``generate`` (the policy writes a critique,
+    and one that asks for no change stops); ``threshold``: with the ``judge`` critique, an answer scoring below this
+    is rewritten; ``max_iterations``: rewrites per draft at most; ``keep``: ``changed`` or ``all`` (above)."""
 
     name = "self_refine"
 

@@ -18,7 +18,9 @@ class SelfRewarding(LLMJudge):
     """``format``: ``yes_no`` (the constitution's judge template: what the lab model was pretrained on) or
     ``rubric5`` (the paper's additive 5-point rubric, for models that can follow it). ``mode``: ``logprob`` (the
     expected verdict from one scoring call) or ``generate`` (``samples`` sampled judgements averaged, as in the
-    paper). Pairs: best vs worst per prompt, dropped when the gap is below ``min_gap`` (ties)."""
+    paper). Pairs: best vs worst per prompt, dropped when the gap is below ``min_gap`` (ties). ``samples``:
+    sampled judgements per response when ``mode`` is ``generate``; ``normalise``: a verdict is the expected score
+    under the answer choices' renormalised probabilities (false: P(Yes) unrenormalised, yes/no only)."""
 
     name = "self_rewarding"
 

@@ -41,7 +41,15 @@ def aligner_prompt(question: str, draft: str, template: str = ALIGNER_TEMPLATE) 
 class AlignerData(ConstitutionalAI):
     """Correction triples as SFT examples for the corrector: user = ``template`` over (question, draft),
     assistant = the revision (or the draft itself when the judge passed it and ``include_passed``). Parameters
-    as ``ConstitutionalAI``; ``max_per_prompt`` drafts per prompt (default 2: more triples per prompt)."""
+    as ``ConstitutionalAI``; ``max_per_prompt`` drafts per prompt (default 2: more triples per prompt).
+
+    ``reviser``: the model that rewrites drafts (``policy`` or a URI); ``critic``: the model that writes critiques
+    with ``critique: generate`` (null: the reviser); ``critique``: ``none`` (revise every draft directly),
+    ``generate`` (a written critique, then a revision with it) or ``judge`` (revise only drafts the judge fails);
+    ``keep``: ``all`` revisions, or only those the judge scores above their draft (``improved``);
+    ``pass_threshold``: with ``critique: judge``, a draft scoring at least this passes unrevised;
+    ``include_passed``: passed drafts become identity corrections (draft -> draft); ``template``: the corrector's
+    input, over ``{question}`` and ``{draft}`` (the ``aligner`` wrapper must use the same)."""
 
     name = "aligner"
 

@@ -155,7 +155,14 @@ def critique_revise(
 class ConstitutionalAI:
     """The supervised stage of Constitutional AI as a signal: SFT examples are the revised responses (plus the
     drafts a judge passed, with ``include_passed``). ``reviser``/``critic``/``judge``: ``policy`` or a model URI
-    (critic and judge default to the reviser). Labels record every draft's fate; ``stats`` counts them."""
+    (critic and judge default to the reviser). Labels record every draft's fate; ``stats`` counts them.
+
+    ``reviser``: the model that rewrites drafts (``policy`` or a URI); ``critic``: the model that writes critiques
+    with ``critique: generate`` (null: the reviser); ``critique``: ``none`` (revise every draft directly),
+    ``generate`` (a written critique, then a revision with it) or ``judge`` (revise only drafts the judge fails);
+    ``keep``: ``all`` revisions, or only those the judge scores above their draft (``improved``);
+    ``pass_threshold``: with ``critique: judge``, a draft scoring at least this passes unrevised;
+    ``include_passed``: passed drafts are SFT targets too."""
 
     name = "constitutional_ai"
 

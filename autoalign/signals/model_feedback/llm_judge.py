@@ -31,7 +31,9 @@ class LLMJudge:
     constitution's judge template) or ``rubric5`` (Self-Rewarding's additive rubric). ``mode``: ``logprob`` (one
     scoring call) or ``generate`` (``samples`` sampled verdicts, averaged; unreadable ones tallied, never fatal).
     ``output``: ``dpo`` (best-vs-worst pairs with a score gap of at least ``min_gap``), ``sft`` (each prompt's best
-    response when it scores at least ``sft_threshold``) or ``both``."""
+    response when it scores at least ``sft_threshold``) or ``both``. ``samples``: sampled verdicts per response
+    when ``mode`` is ``generate``; ``normalise``: a verdict is the expected score under the answer choices'
+    renormalised probabilities (false: P(Yes) unrenormalised, yes/no only)."""
 
     name = "llm_judge"
 

@@ -128,7 +128,11 @@ class ProcessReward:
     most ``max_steps`` steps per solution, ``soft`` estimation or hard), train a PRM on prefix pairs (at most
     ``pairs_per_prompt`` per prompt, at least ``min_pairs`` in all, else no PRM and no data; ``rm_epochs``,
     ``rm_learning_rate``, ``rm_batch_size``), then keep each prompt's best sample *with steps* by its weakest step
-    as an SFT target (``min_score``: only when that score is at least this). ``temperature`` / ``max_new_tokens`` / ``seed``: the rollouts' sampling."""
+    as an SFT target (``min_score``: only when that score is at least this). ``temperature`` / ``max_new_tokens`` / ``seed``: the rollouts' sampling.
+
+    ``rollouts``: completions sampled from each step prefix; ``max_steps``: steps labelled per solution at most;
+    ``soft``: a step's label is the share of rollouts that reach the answer (false: 1 when any does);
+    ``min_pairs``: the fewest prefix pairs a PRM is trained on (fewer: no PRM and no data this round)."""
 
     name = "process_reward"
 

@@ -83,7 +83,14 @@ def split_heldout(prefs: Sequence[Preference], share: float, seed: int) -> tuple
 
 class RAFT:
     """Keep the ``top_k`` samples of each prompt by reward (and only those with reward >= ``min_reward`` when
-    set) as SFT examples. See the module docstring for where the reward model comes from."""
+    set) as SFT examples. See the module docstring for where the reward model comes from.
+
+    ``reward_model``: a trained Bradley-Terry model directory (null: train one on the judge's preferences in the
+    first round); ``top_k``: samples kept per prompt, best reward first; ``min_reward``: keep only samples whose
+    reward is at least this (null: no floor); ``judge``: the pointwise judge that labels the reward model's pairs
+    (``policy`` or a model URI); ``heldout``: the share of prompts held out to measure the reward model's pairwise
+    accuracy on the judge's labels; ``rm_base``: the model the reward model starts from (``policy`` or a URI);
+    ``rm_max_length``: tokens per (prompt, response) the reward model reads at most."""
 
     name = "raft"
 

@@ -63,7 +63,11 @@ def choose_pairs(group: Sequence[Sample], count: int, seed: int, prompt_id: str)
 class RLAIF:
     """AI preferences under a sampled principle -> DPO pairs (see the module docstring for the modes).
     ``judge``: ``policy`` or a model URI. ``judge_mode``: ``logprob`` or ``generate`` (``samples`` verdicts
-    averaged per order)."""
+    averaged per order). ``mode``: ``pairwise`` (pairs of samples compared) or ``direct`` (pointwise scores as
+    rewards, best vs worst); ``compare``: ``ab`` (the compare template in both orders) or ``pointwise`` (two
+    pointwise verdicts read as a Bradley-Terry comparison); ``format``: ``yes_no`` (the constitution's judge
+    template) or ``rubric5`` (an additive 5-point rubric); ``samples``: sampled verdicts per order when the judge
+    generates; ``tie_margin``: a pair whose preference is within this of 1/2 is a tie and makes no pair."""
 
     name = "rlaif"
 
