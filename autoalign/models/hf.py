@@ -270,12 +270,23 @@ class HFModel:
                 x = torch.tensor([heads[i] + [pad] * (width - len(heads[i])) for i in rows], device=self.device)
                 mask = torch.tensor([[1] * len(heads[i]) + [0] * (width - len(heads[i])) for i in rows],
                                     device=self.device)
-                logits = self.model(input_ids=x, attention_mask=mask).logits
                 last = torch.tensor([len(heads[i]) - 1 for i in rows], device=self.device)
-                logps = logits[torch.arange(len(rows), device=self.device), last].float().log_softmax(-1)[:, wanted]
+                logps = self._last_logits(x, mask, last).float().log_softmax(-1)[:, wanted]
                 for i, row in zip(rows, logps.tolist()):
                     out[i] = row
         return out
+
+    def _last_logits(self, input_ids: torch.Tensor, mask: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """[rows, vocab] next-token logits at each row's position ``last`` (right-padded rows). The output layer
+        runs on those positions only: the full [rows, positions, vocab] logits of a 128k vocabulary would be
+        gigabytes for one judge batch. Models without a separate decoder and output layer get the full pass."""
+        decoder = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
+        head = self.model.get_output_embeddings()
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+        if decoder is None or head is None or decoder is self.model:
+            return self.model(input_ids=input_ids, attention_mask=mask).logits[rows, last]
+        hidden = decoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return head(hidden[rows, last])
 
     def _score(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
         seqs = [h + t for h, t in pairs]

@@ -139,3 +139,18 @@ def test_drawn_token_logprobs_match_the_retained_logits_they_replace(model_dir, 
     got = drawn.finish(new)
     assert got.shape == reference.shape
     assert torch.allclose(got, reference, atol=1e-4)
+
+
+def test_choice_logprobs_read_the_output_layer_at_the_last_positions_only(model_dir):
+    """The judge's one-row verdicts run the output layer on each row's last position only; the figures are those
+    of the full forward pass (the model's logits at that position)."""
+    lm = HFModel(model_dir)
+    prompts = ["hello", "hello world, the answer is", [{"role": "user", "content": "the answer"}]]
+    choices = ["hello", " world"]
+    ids = [lm.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]
+    got = lm.choice_logprobs(prompts, choices)
+    with torch.inference_mode():
+        for p, row in zip(prompts, got):
+            x = torch.tensor([lm._fit(lm._encode_prompt(p), 1)])
+            full = lm.model(input_ids=x).logits[0, -1].float().log_softmax(-1)
+            assert row == pytest.approx([float(full[i]) for i in ids], abs=1e-4)
