@@ -3,10 +3,11 @@ every TRL trainer takes, and datasets on disk."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import datasets
 import torch
@@ -105,6 +106,22 @@ def to_dataset(rows: list[dict], directory: Path):
     return Dataset.from_list(rows).flatten_indices(cache_file_name=str(directory / f"data-rank{rank}.arrow"))
 
 
+@contextlib.contextmanager
+def no_tqdm() -> Iterator[None]:
+    """tqdm silenced while the block runs (``TQDM_DISABLE``, restored after): TRL's DPO-family trainers run the
+    reference model over the whole dataset while they are built (``precompute_ref_log_probs``), drawing a tqdm
+    bar outside ``quiet``'s reach."""
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
+
+
 def quiet(trainer: Any) -> Any:
     """The trainer without transformers' console output (a tqdm bar and a raw log dict every ``logging_steps``)
     and with a rich bar instead: ``round k: training sft ━━━ 12/54 loss 0.0538``, on the run's console
@@ -141,20 +158,15 @@ def quiet(trainer: Any) -> Any:
     train = trainer.train
 
     def train_with_bar(*args: Any, **kwargs: Any) -> Any:
-        previous = os.environ.get("TQDM_DISABLE")
-        os.environ["TQDM_DISABLE"] = "1"
-        try:
-            if int(os.environ.get("RANK", "0")) != 0:
-                return train(*args, **kwargs)
-            with out.progress(console, "loss") as bar:
-                callback.bar = bar
-                return train(*args, **kwargs)
-        finally:
-            callback.bar = None
-            if previous is None:
-                os.environ.pop("TQDM_DISABLE", None)
-            else:
-                os.environ["TQDM_DISABLE"] = previous
+        with no_tqdm():
+            try:
+                if int(os.environ.get("RANK", "0")) != 0:
+                    return train(*args, **kwargs)
+                with out.progress(console, "loss") as bar:
+                    callback.bar = bar
+                    return train(*args, **kwargs)
+            finally:
+                callback.bar = None
 
     trainer.train = train_with_bar
     return trainer

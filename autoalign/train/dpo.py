@@ -75,7 +75,7 @@ def train_dpo(
     ``margin_offset``: alpha of ODPO's offset alpha * margin (rows need a ``margin``); None: plain DPO."""
     from trl import DPOConfig, DPOTrainer
 
-    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset, train_and_save
+    from autoalign.train.common import common_args, load_policy, no_tqdm, peft_config, to_dataset, train_and_save
 
     out_dir = Path(out_dir)
     keep = ("prompt", "chosen", "rejected") + (("margin",) if margin_offset is not None else ())
@@ -90,14 +90,15 @@ def train_dpo(
         loss_weights=loss_weights,
         precompute_ref_log_probs=True,
     )
-    trainer = DPOTrainer(
-        model=model,
-        ref_model=None,
-        args=args,
-        train_dataset=to_dataset([{k: r[k] for k in keep} for r in rows], out_dir / "data"),
-        processing_class=tokenizer,
-        peft_config=peft_config(lora),
-    )
+    with no_tqdm():  # the reference pass TRL runs while the trainer is built draws a bar
+        trainer = DPOTrainer(
+            model=model,
+            ref_model=None,
+            args=args,
+            train_dataset=to_dataset([{k: r[k] for k in keep} for r in rows], out_dir / "data"),
+            processing_class=tokenizer,
+            peft_config=peft_config(lora),
+        )
     if margin_offset is not None:
         trainer.train_dataset = _offset_references(trainer.train_dataset, margin_offset, beta)
     return {**train_and_save(trainer, tokenizer, out_dir), "pairs": len(rows), "margin_offset": margin_offset}

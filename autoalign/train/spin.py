@@ -46,7 +46,7 @@ def logged_separation(log_history: list[dict]) -> dict:
 def run(cfg: SPINPhase, policy: str | Path, rows: list[dict], out_dir: Path, seed: int) -> dict:
     from trl import DPOConfig, DPOTrainer
 
-    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset, train_and_save
+    from autoalign.train.common import common_args, load_policy, no_tqdm, peft_config, to_dataset, train_and_save
 
     s = cfg.schedule()
     out_dir = Path(out_dir)
@@ -54,10 +54,11 @@ def run(cfg: SPINPhase, policy: str | Path, rows: list[dict], out_dir: Path, see
     args = DPOConfig(**common_args(out_dir / "trainer", seed, s["epochs"], s["learning_rate"], s["batch_size"],
                                    s["grad_accum"], s["max_steps"]),
                      max_length=s["max_length"], beta=cfg.lam, loss_type=["sigmoid"], precompute_ref_log_probs=True)
-    trainer = DPOTrainer(model=model, ref_model=None, args=args, processing_class=tokenizer,
-                         train_dataset=to_dataset([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows],
-                                                  out_dir / "data"),
-                         peft_config=peft_config(s["lora"]))
+    with no_tqdm():  # the reference pass TRL runs while the trainer is built draws a bar
+        trainer = DPOTrainer(model=model, ref_model=None, args=args, processing_class=tokenizer,
+                             train_dataset=to_dataset([{k: r[k] for k in ("prompt", "chosen", "rejected")}
+                                                       for r in rows], out_dir / "data"),
+                             peft_config=peft_config(s["lora"]))
     metrics = train_and_save(trainer, tokenizer, out_dir)
     sep = logged_separation(trainer.state.log_history)
     acc = sep["reward_accuracy"]

@@ -9,7 +9,6 @@ TRL's DPOTrainer with ``compute_loss`` replaced (``trainers_stable_alignment.Sta
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -54,7 +53,7 @@ def train_stable_alignment(
     """Train on conversational ``prompt/chosen/rejected/margin`` rows; save the policy to ``out_dir/model``."""
     from trl import DPOConfig
 
-    from autoalign.train.common import common_args, load_policy, peft_config, to_dataset, train_and_save
+    from autoalign.train.common import common_args, load_policy, no_tqdm, peft_config, to_dataset, train_and_save
     from autoalign.train.trainers_stable_alignment import StableAlignmentTrainer
 
     if any("margin" not in r for r in rows):
@@ -69,9 +68,7 @@ def train_stable_alignment(
     )
     data = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"],
              "margin": max(0.0, float(r["margin"]))} for r in rows]
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # TRL draws a bar for the reference pass it runs while it is built
-    try:
+    with no_tqdm():  # TRL draws a bar for the reference pass it runs while it is built
         trainer = StableAlignmentTrainer(
             model=model,
             ref_model=None,
@@ -82,10 +79,5 @@ def train_stable_alignment(
             margin=margin,
             lam=lam,
         )
-    finally:
-        if previous is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = previous
     return {**train_and_save(trainer, tokenizer, out_dir), "pairs": len(rows), "margin": margin, "lam": lam,
             "mean_rating_gap": sum(d["margin"] for d in data) / max(1, len(data))}

@@ -48,7 +48,7 @@ def _weights(path):
     return load_file(str(Path(path) / "model.safetensors"))
 
 
-def test_sft_then_dpo_in_order_each_on_the_last_ones_output(tiny_model_dir, tmp_path, monkeypatch):
+def test_sft_then_dpo_in_order_each_on_the_last_ones_output(tiny_model_dir, tmp_path, monkeypatch, capfd):
     seen = []
     real = phases_mod.PHASES["dpo"]
 
@@ -71,6 +71,9 @@ def test_sft_then_dpo_in_order_each_on_the_last_ones_output(tiny_model_dir, tmp_
     _, margin_dpo = _logps(tmp_path / "model")
     assert good_sft > good0 + 0.5  # SFT raised the target's likelihood
     assert margin_dpo > margin_sft + 1.0  # and DPO, from there, the chosen-vs-rejected margin
+    printed = capfd.readouterr()
+    # no bar for the reference pass TRL runs while the DPO trainer is built (train/common.no_tqdm)
+    assert "Computing reference" not in printed.out + printed.err
 
 
 def test_a_phase_without_data_is_skipped_and_recorded(tiny_model_dir, tmp_path):
