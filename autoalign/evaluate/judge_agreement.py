@@ -228,6 +228,25 @@ def lab_pairs(per_family: int, seed: int) -> list[tuple[Task, str, str]]:
             if grades[i].correct and not grades[n + i].correct and b.strip() != t.good.strip()]
 
 
+def multihead_lab_accuracy(rm, per_family: int = 20, seed: int = 1234) -> dict[str, Metric]:
+    """A multi-head reward model on the held-out lab pairs: each pair ranked by the head of its task's axis (the
+    model's use on a prompt of known axis), per axis (``<axis>``) and over all pairs (``all``); ties are errors.
+    ``rm`` is a ``MultiHeadRewardModel`` (``head_scores``, ``heads``)."""
+    pairs = [(t, g, b) for t, g, b in lab_pairs(per_family, seed) if t.axis in rm.heads]
+    prompts = [[{"role": "user", "content": t.question}] for t, _, _ in pairs]
+    good = rm.head_scores(prompts, [g for _, g, _ in pairs])
+    bad = rm.head_scores(prompts, [b for _, _, b in pairs])
+    hits = [g[rm.heads.index(t.axis)] > b[rm.heads.index(t.axis)] for (t, _, _), g, b in zip(pairs, good, bad)]
+    out = {"all": rate(sum(hits), len(hits), "signal", SCORER, True,
+                       "the head of the pair's axis ranks the reference above the characteristic failure")}
+    for axis in rm.heads:
+        mine = [h for (t, _, _), h in zip(pairs, hits) if t.axis == axis]
+        if mine:
+            out[axis] = rate(sum(mine), len(mine), "signal", SCORER, True,
+                             f"the {axis} head ranks the reference above the failure ({axis} lab pairs)")
+    return out
+
+
 def reward_model_lab_accuracy(rm, per_family: int = 20, seed: int = 1234) -> Metric:
     """Pairwise accuracy of a reward model (``rm.score(prompts, responses)``) on held-out lab pairs: the share where
     r(x, good) > r(x, bad) (ties count as errors)."""

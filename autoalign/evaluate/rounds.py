@@ -49,10 +49,13 @@ def variant(result: dict, tag: str) -> dict:
 
 
 def signal_agreement(prompts: Sequence, samples: Sequence, result: Any, prompt_cfg: Any, eval_cfg: Any,
-                     prompt_seed: int, model: str, reward_models: Mapping[str, Path]) -> dict:
+                     prompt_seed: int, model: str, reward_models: Mapping[str, Path],
+                     multihead_models: Mapping[str, Path] | None = None) -> dict:
     """Round ``k``'s signal output against the lab oracle (``judge_agreement``), plus, for each reward model a
     signal declared this round (``reward_models``: signal name -> model directory), its accuracy on held-out lab
-    pairs and the held-out AI-label accuracy the signal reported."""
+    pairs and the held-out AI-label accuracy the signal reported; for each multi-head reward model
+    (``multihead_models``), each axis head's accuracy on that axis's lab pairs (``<signal>.rm_lab_accuracy.<axis>``)
+    and over all pairs."""
     from autoalign.evaluate.judge_agreement import judge_agreement, lab_tasks_for, reward_model_lab_accuracy
 
     tasks = lab_tasks_for(prompts, prompt_cfg.count, prompt_seed, prompt_cfg.families)
@@ -64,6 +67,15 @@ def signal_agreement(prompts: Sequence, samples: Sequence, result: Any, prompt_c
             res.metrics[f"{name}.rm_lab_accuracy"] = reward_model_lab_accuracy(RewardModel(rm_dir),
                                                                                eval_cfg.per_family, eval_cfg.seed)
             res.config[f"{name}.rm_heldout_ai_accuracy"] = (result.stats.get(name) or {}).get("heldout_accuracy")
+    if multihead_models:
+        from autoalign.evaluate.judge_agreement import multihead_lab_accuracy
+        from autoalign.signals.model_feedback.multihead_rm import MultiHeadRewardModel
+
+        for name, rm_dir in multihead_models.items():
+            for axis, metric in multihead_lab_accuracy(MultiHeadRewardModel(rm_dir), eval_cfg.per_family,
+                                                       eval_cfg.seed).items():
+                key = f"{name}.rm_lab_accuracy" + ("" if axis == "all" else f".{axis}")
+                res.metrics[key] = metric
     return res.model_dump()
 
 
@@ -196,7 +208,9 @@ class RoundEvaluation:
             self._agreement_line(k, True, found[0] if found else {})
             return found
         rms = {r.signals[i].method: path for i, path in self.run.artifacts.declared_in(k, "reward_model").items()}
-        res = signal_agreement(prompts, samples, result, r.prompts, r.eval, prompt_seed, policy_uri, rms)
+        heads = {r.signals[i].method: path
+                 for i, path in self.run.artifacts.declared_in(k, "multihead_reward_model").items()}
+        res = signal_agreement(prompts, samples, result, r.prompts, r.eval, prompt_seed, policy_uri, rms, heads)
         write_json(stage.dir / "results.json", [res])
         stage.finish(key, {"per_family": r.eval.per_family, "seed": r.eval.seed}, inputs,
                      {"metrics": len(res["metrics"]), "graded_prompts": res["config"]["graded_prompts"]})

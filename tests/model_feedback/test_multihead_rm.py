@@ -199,6 +199,13 @@ def test_recipe_two_rounds_on_lab_tiny(tiny_model_dir, tmp_path):
         suites = {x["suite"]: x for x in rnd["results"]}
         assert "composite@best-of-2" in suites["lab@best-of-2"]["metrics"]
         assert "multihead_rm.judge_pairwise" in suites["judge_agreement"]["metrics"]
+    # round 1 trained the model: its heads are measured on the held-out lab pairs, each on its own axis's pairs
+    agreement = {x["suite"]: x for x in metrics["rounds"][1]["results"]}["judge_agreement"]["metrics"]
+    cells = {k: v for k, v in agreement.items() if k.startswith("multihead_rm.rm_lab_accuracy")}
+    assert "multihead_rm.rm_lab_accuracy" in cells and len(cells) >= 2
+    assert sum(v["n"] for k, v in cells.items() if k != "multihead_rm.rm_lab_accuracy") == \
+        cells["multihead_rm.rm_lab_accuracy"]["n"] > 0
+    assert all(0.0 <= v["value"] <= 1.0 for v in cells.values())
 
 
 def test_head_comparison_on_a_handful_of_pairs(tiny_lm, tmp_path):
