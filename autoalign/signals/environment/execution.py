@@ -166,6 +166,31 @@ class _Check:
     details: list[dict[str, Any]] = field(default_factory=list)
 
 
+def check_by_prompt(prompts: Sequence[Prompt], samples: Sequence[Sample], check: ExecutionCheck,
+                    stats: Counter) -> tuple[list[tuple[Prompt, list[Sample]]], dict[str, list[Score]]]:
+    """The round's samples grouped by prompt and checked in one sandbox batch: ``(todo, scores)``, ``todo`` the
+    (prompt, its samples) pairs that have an environment and samples, ``scores[prompt id]`` their ``Score``s in
+    sample order. Prompts left out are counted in ``stats``: ``skipped_no_env``, ``skipped_unknown_env`` (an env
+    kind the check does not know), ``skipped_no_samples``. (The loop shared by STaR and ReST-EM.)"""
+    groups = group_samples(samples)
+    todo: list[tuple[Prompt, list[Sample]]] = []
+    for p in prompts:
+        if p.env is None:
+            stats["skipped_no_env"] += 1
+        elif p.env.get("kind") not in KINDS:
+            stats["skipped_unknown_env"] += 1
+        elif not groups.get(p.id):
+            stats["skipped_no_samples"] += 1
+        else:
+            todo.append((p, groups[p.id]))
+    flat = [(p, s) for p, g in todo for s in g]
+    scores = check([p for p, _ in flat], [s.text for _, s in flat]) if flat else []
+    by_prompt: dict[str, list[Score]] = {}
+    for (p, _), sc in zip(flat, scores, strict=True):
+        by_prompt.setdefault(p.id, []).append(sc)
+    return todo, by_prompt
+
+
 class Execution:
     """Check samples of verifiable prompts by execution (``ExecutionCheck``); keep the correct ones (``sft``),
     pair them with incorrect ones (``dpo``), or both. ``max_per_prompt`` bounds SFT examples and pairs per prompt;

@@ -22,9 +22,8 @@ from typing import Sequence
 
 from autoalign.models.base import LM
 from autoalign.records import Label, Prompt, Sample, SFTExample
-from autoalign.scoring import Score
-from autoalign.signals.base import SignalResult, StageContext, group_samples
-from autoalign.signals.environment.execution import KINDS, ExecutionCheck
+from autoalign.signals.base import SignalResult, StageContext
+from autoalign.signals.environment.execution import ExecutionCheck, check_by_prompt
 
 
 def kept_solutions(texts: Sequence[str], rewards: Sequence[float], cap: int) -> list[int]:
@@ -57,21 +56,8 @@ class ReSTEM:
 
     def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM | None = None,
                  ctx: StageContext | None = None) -> SignalResult:
-        groups = group_samples(samples)
         stats: Counter[str] = Counter()
-        todo = []
-        for p in prompts:
-            if p.env is None or (p.env or {}).get("kind") not in KINDS:
-                stats["skipped_no_env"] += 1
-            elif not groups.get(p.id):
-                stats["skipped_no_samples"] += 1
-            else:
-                todo.append((p, groups[p.id]))
-        flat = [(p, s) for p, g in todo for s in g]
-        scores = self.check([p for p, _ in flat], [s.text for _, s in flat]) if flat else []
-        by_prompt: dict[str, list[Score]] = {}
-        for (p, _), sc in zip(flat, scores, strict=True):
-            by_prompt.setdefault(p.id, []).append(sc)
+        todo, by_prompt = check_by_prompt(prompts, samples, self.check, stats)
 
         out = SignalResult()
         for p, group in todo:

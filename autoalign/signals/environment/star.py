@@ -24,9 +24,8 @@ from typing import Sequence
 from autoalign.models.base import LM, Sampling
 from autoalign.records import Label, Prompt, Sample, SFTExample, stable_id
 from autoalign.sandbox import run_many
-from autoalign.scoring import Score
-from autoalign.signals.base import SignalResult, StageContext, group_samples
-from autoalign.signals.environment.execution import KINDS, ExecutionCheck, calc_value, expr_program
+from autoalign.signals.base import SignalResult, StageContext
+from autoalign.signals.environment.execution import ExecutionCheck, calc_value, check_by_prompt, expr_program
 
 HINTABLE = ("calc", "python_expr")  # kinds whose environment computes an answer to hint
 
@@ -118,25 +117,8 @@ class STaR:
     # ---- the signal -------------------------------------------------------------------------------------------
     def __call__(self, prompts: Sequence[Prompt], samples: Sequence[Sample], policy: LM | None = None,
                  ctx: StageContext | None = None) -> SignalResult:
-        groups = group_samples(samples)
         stats: Counter[str] = Counter()
-        todo: list[tuple[Prompt, list[Sample]]] = []
-        for p in prompts:
-            kind = (p.env or {}).get("kind")
-            if p.env is None:
-                stats["skipped_no_env"] += 1
-            elif kind not in KINDS:
-                stats["skipped_unknown_env"] += 1
-            elif not groups.get(p.id):
-                stats["skipped_no_samples"] += 1
-            else:
-                todo.append((p, groups[p.id]))
-
-        flat = [(p, s) for p, g in todo for s in g]
-        scores = self.check([p for p, _ in flat], [s.text for _, s in flat]) if flat else []
-        by_prompt: dict[str, list[Score]] = {}
-        for (p, _), sc in zip(flat, scores, strict=True):
-            by_prompt.setdefault(p.id, []).append(sc)
+        todo, by_prompt = check_by_prompt(prompts, samples, self.check, stats)
 
         out = SignalResult()
         failed: list[Prompt] = []
