@@ -68,6 +68,15 @@ def test_the_bound_skips_only_items_that_cannot_reach_the_threshold():
     assert index.scored == 1 and index.compared == 6
 
 
+def test_only_the_candidates_rarest_words_are_looked_up():
+    index = RougeIndex([f"the w{i}" for i in range(100)] + ["the cat sat down"])
+    # "the cat sat up": m = 4, any item reaching 0.7 shares >= 0.7 * 4 / 1.3 = 2.15, so >= 3 tokens; its 4 - 3 + 1
+    # = 2 first tokens in the order (rarest first: "cat", "sat", "up" were in no item when the order was built, ties
+    # by word) are looked up, never "the" (in all 101): one item is looked at
+    assert index.candidates("the cat sat up", 0.7) == [100] and index.probed == 1
+    assert index.nearest("the cat sat up", 0.7) == (100, pytest.approx(0.75))  # LCS 3: F = 2*3/8
+
+
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7, 0.9])
 def test_the_indexed_filter_rejects_exactly_what_brute_force_rejects(threshold):
     rng = random.Random(threshold)
