@@ -340,11 +340,17 @@ class CallCache:
             self._conn().execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection. Opening is serialised across processes by an flock on ``calls.sqlite.lock``:
+        SQLite answers ``PRAGMA journal_mode=WAL`` on a new file with "database is locked" at once, without waiting
+        out the busy timeout, when another process is switching the same file at the same moment (seen when two
+        runs, or the concurrency test's writers, open one fresh cache together)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 
