@@ -8,6 +8,8 @@ principle of the default constitution, in the yes/no format the lab model was pr
 
 - ``logprob``: P(Yes) / (P(Yes) + P(No)) read from one next-token distribution per response
   (``HFModel.choice_logprobs``: one forward row per response, no generation);
+- ``logprob-whole``: the same, with the shared-prefix KV cache off (every judge prompt run whole: what
+  ``logprob`` saves by computing a batch's common opening, the principle, once);
 - ``logprob-rows``: the same quantity from ``lm.logprobs`` (two scored rows per response: a provider without
   ``choice_logprobs``, e.g. an OpenAI-compatible server with echo);
 - ``logprob-1row``: P(Yes) alone (one row per response; ``normalise=False``);
@@ -108,6 +110,17 @@ class RowsOnly:
         return self.lm.logprobs(prompts, continuations)
 
 
+class NoSharedPrefix(RowsOnly):
+    """The same model's one-row verdicts with the shared-prefix KV cache off: every judge prompt runs whole."""
+
+    def choice_logprobs(self, prompts, choices):
+        saved, self.lm.min_shared_prefix = self.lm.min_shared_prefix, 1 << 30
+        try:
+            return self.lm.choice_logprobs(prompts, choices)
+        finally:
+            self.lm.min_shared_prefix = saved
+
+
 def _reward_model_pairs(rm_dir: str, tasks, responses, correct, judge_values) -> dict:
     from autoalign.signals.model_feedback.reward_model import RewardModel, pairwise_accuracy
 
@@ -156,6 +169,7 @@ def main() -> None:
     items = [JudgeItem(t.question, r, const.for_axis(t.axis)[0].text) for t, r in zip(tasks, responses)]
     paths = {
         "logprob": PointwiseJudge(lm, const, mode="logprob"),  # HFModel.choice_logprobs: one row per response
+        "logprob-whole": PointwiseJudge(NoSharedPrefix(lm), const, mode="logprob"),  # no shared-prefix cache
         "logprob-rows": PointwiseJudge(RowsOnly(lm), const, mode="logprob"),
         "logprob-1row": PointwiseJudge(lm, const, mode="logprob", normalise=False),
         "generate": PointwiseJudge(lm, const, mode="generate", samples=args.samples, temperature=1.0,
@@ -186,7 +200,7 @@ def main() -> None:
         print(f"{name:<14}{r['seconds']:>8.2f}{r['per_s']:>8.1f}{r['per_s'] / base:>6.1f}x{r['cpu_s']:>8.2f}"
               f"{r['per_cpu_s']:>11.1f}{r['per_cpu_s'] / base_cpu:>6.1f}x{r['accuracy']:>7.3f}"
               f"{r['balanced_accuracy']:>8.3f}{r['auc']:>7.3f}{unp:>9}")
-    for name in ("logprob", "logprob-rows", "logprob-1row"):
+    for name in ("logprob", "logprob-whole", "logprob-rows", "logprob-1row"):
         print(f"{name} vs generate ({args.samples} verdicts): {results[name]['per_s'] / base:.1f}x responses/s wall, "
               f"{results[name]['per_cpu_s'] / base_cpu:.1f}x responses per CPU-second")
     diff = max(abs(a - b) for a, b in zip(results["logprob"]["values"], results["logprob-rows"]["values"]))

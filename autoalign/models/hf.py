@@ -18,6 +18,7 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    DynamicCache,
     GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
@@ -77,6 +78,16 @@ class _DrawnLogprobs(LogitsProcessor):
         return torch.stack(self.steps, dim=1)
 
 
+def _shared_prefix(rows: list[list[int]]) -> int:
+    """How many leading tokens every row has in common, leaving each row at least its last token to run (the
+    position whose next-token distribution is read)."""
+    shortest = min(len(r) for r in rows)
+    n = 0
+    while n < shortest - 1 and all(r[n] == rows[0][n] for r in rows):
+        n += 1
+    return n
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -116,6 +127,9 @@ class HFModel:
         # The context the model was trained for; prompts longer than it are cut from the left (see ``_fit``).
         self.max_positions: int | None = getattr(self.model.config, "max_position_embeddings", None) or None
         self.truncated = 0  # prompts cut so far, for the caller's stats
+        # A judge batch whose prompts share at least this many leading tokens computes them once (see
+        # ``_last_logits_shared``); below it the saving does not pay for the extra forward call.
+        self.min_shared_prefix = 16
 
     # ---- identity -------------------------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -260,7 +274,9 @@ class HFModel:
             return scored_choice_logprobs(self, prompts, choices)
         wanted = torch.tensor([x[0] for x in ids], device=self.device)
         heads = [self._fit(self._encode_prompt(p), 1) for p in prompts]
-        order = sorted(range(len(heads)), key=lambda i: len(heads[i]))  # similar lengths share a batch: less padding
+        # Prompts that open alike (a judge's principle or rubric) share a batch, so that the batch computes their
+        # common prefix once; within such a group, similar lengths share a batch: less padding.
+        order = sorted(range(len(heads)), key=lambda i: (heads[i][: self.min_shared_prefix], len(heads[i])))
         out: list[list[float]] = [[] for _ in heads]
         pad = self.tokenizer.pad_token_id
         with torch.inference_mode():
@@ -271,7 +287,12 @@ class HFModel:
                 mask = torch.tensor([[1] * len(heads[i]) + [0] * (width - len(heads[i])) for i in rows],
                                     device=self.device)
                 last = torch.tensor([len(heads[i]) - 1 for i in rows], device=self.device)
-                logps = self._last_logits(x, mask, last).float().log_softmax(-1)[:, wanted]
+                shared = _shared_prefix([heads[i] for i in rows])
+                if shared >= self.min_shared_prefix and len(rows) > 1:
+                    logits = self._last_logits_shared(heads[rows[0]][:shared], x[:, shared:], mask, last - shared)
+                else:
+                    logits = self._last_logits(x, mask, last)
+                logps = logits.float().log_softmax(-1)[:, wanted]
                 for i, row in zip(rows, logps.tolist()):
                     out[i] = row
         return out
@@ -287,6 +308,28 @@ class HFModel:
             return self.model(input_ids=input_ids, attention_mask=mask).logits[rows, last]
         hidden = decoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
         return head(hidden[rows, last])
+
+    def _last_logits_shared(self, prefix: list[int], rest: torch.Tensor, mask: torch.Tensor,
+                            last: torch.Tensor) -> torch.Tensor:
+        """``_last_logits`` for rows that all begin with the tokens ``prefix`` (a judge's rubric or principle before
+        the response): the prefix runs once, as one row, and its KV cache is repeated for every row, which then
+        runs only its own tokens ``rest`` (right-padded; ``mask`` covers prefix and rest, ``last`` indexes rest).
+        The figures are those of the full pass up to float rounding (tested to 1e-4)."""
+        rows = rest.shape[0]
+        head_ids = torch.tensor([prefix], device=rest.device)
+        cache = DynamicCache()
+        self.model(input_ids=head_ids, cache=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(rows)  # a copy of the prefix's keys and values per row
+        positions = torch.arange(len(prefix), len(prefix) + rest.shape[1], device=rest.device).expand(rows, -1)
+        decoder = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
+        head = self.model.get_output_embeddings()
+        index = torch.arange(rows, device=rest.device)
+        kwargs = dict(input_ids=rest, attention_mask=mask, cache=cache, position_ids=positions,
+                      use_cache=True)
+        if decoder is None or head is None or decoder is self.model:
+            return self.model(**kwargs).logits[index, last]
+        hidden = decoder(**kwargs).last_hidden_state
+        return head(hidden[index, last])
 
     def _score(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
         seqs = [h + t for h, t in pairs]

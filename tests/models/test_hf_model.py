@@ -154,3 +154,34 @@ def test_choice_logprobs_read_the_output_layer_at_the_last_positions_only(model_
             x = torch.tensor([lm._fit(lm._encode_prompt(p), 1)])
             full = lm.model(input_ids=x).logits[0, -1].float().log_softmax(-1)
             assert row == pytest.approx([float(full[i]) for i in ids], abs=1e-4)
+
+
+def test_choice_logprobs_compute_a_shared_prefix_once_with_the_figures_of_the_full_pass(model_dir):
+    """Judge prompts that open with the same rubric run it once and repeat its KV cache per row: the verdicts
+    equal those of each prompt's own full forward pass (to float rounding), rows of different lengths included."""
+    lm = HFModel(model_dir)
+    rubric = "rate the answer below from the rubric: helpful, harmless and honest answers score yes. " * 2
+    prompts = [rubric + tail for tail in ["hello", "the answer is world", "no", "hello world hello world again"]]
+    heads = [lm._fit(lm._encode_prompt(p), 1) for p in prompts]
+    from autoalign.models.hf import _shared_prefix
+
+    assert _shared_prefix(heads) >= lm.min_shared_prefix  # the shared path is the one under test
+    choices = ["hello", " world"]
+    ids = [lm.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]
+    calls = []
+    original = lm._last_logits_shared
+    lm._last_logits_shared = lambda *a: calls.append(1) or original(*a)
+    got = lm.choice_logprobs(prompts, choices)
+    assert calls, "the shared-prefix path did not run"
+    with torch.inference_mode():
+        for h, row in zip(heads, got):
+            full = lm.model(input_ids=torch.tensor([h])).logits[0, -1].float().log_softmax(-1)
+            assert row == pytest.approx([float(full[i]) for i in ids], abs=1e-4)
+
+
+def test_shared_prefix_leaves_every_row_its_last_token():
+    from autoalign.models.hf import _shared_prefix
+
+    assert _shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3]]) == 2
+    assert _shared_prefix([[1, 2], [3, 2]]) == 0
+    assert _shared_prefix([[7, 7, 7], [7, 7, 7]]) == 2
